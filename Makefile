@@ -1,0 +1,15 @@
+.PHONY: run test lint format
+
+# Install what is needed and run the console with embedded defaults (see README).
+run:
+	@./scripts/run.sh
+
+# Install what is needed and pass the whole test suite against PostgreSQL, Redis and Chromium.
+test:
+	@./scripts/test.sh
+
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+format:
+	.venv/bin/ruff format . && .venv/bin/ruff check --fix .

@@ -1,0 +1,16 @@
+"""Dashboard cards. Each app that has something to show adds a function here that takes the
+request (with request.team and request.membership set) and returns a card dict or None:
+{"title", "value", "detail", "url", "icon"}."""
+
+from collections.abc import Callable
+
+CARD_PROVIDERS: list[Callable] = []
+
+
+def collect_cards(request) -> list[dict]:
+    cards = []
+    for provider in CARD_PROVIDERS:
+        card = provider(request)
+        if card:
+            cards.append(card)
+    return cards

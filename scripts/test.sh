@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# `make test`: install what the tests need, start throwaway PostgreSQL and Redis, lint, run the
+# suite, then the browser tests in their own pytest process, stop the services, exit non-zero
+# on any failure.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+source "$ROOT/scripts/services.sh"
+cd "$ROOT"
+
+ensure_apt /usr/lib/postgresql/15/bin/initdb postgresql redis-server redis-server \
+    /usr/bin/chromium chromium bwrap bubblewrap podman podman runc runc \
+    /usr/share/fonts/truetype/dejavu fonts-dejavu-core
+ensure_venv
+
+log "ruff"
+"$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check .
+
+trap stop_services EXIT
+start_services
+
+export SECRET_KEY=test-secret DEBUG=0 SECURE_COOKIES=0 DATA_DIR="$SERVICES_DIR/data"
+export ARTIFACTS_DIR=${ARTIFACTS_DIR:-$ROOT/test-artifacts}
+mkdir -p "$DATA_DIR" "$ARTIFACTS_DIR"
+
+log "test suite (PostgreSQL + Redis)"
+"$PY" -m pytest -m "not e2e" "$@"
+
+log "browser tests (headless Chromium)"
+export DJANGO_ALLOW_ASYNC_UNSAFE=true
+status=0
+"$PY" -m pytest -m e2e tests/e2e "$@" || status=$?
+# pytest exits 5 when it collects nothing; no browser tests yet is not a failure.
+[ "$status" = 5 ] && status=0
+exit "$status"

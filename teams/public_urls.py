@@ -1,0 +1,3 @@
+"""Pages outside any team: invite links, the team switcher."""
+
+urlpatterns: list = []

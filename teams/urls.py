@@ -1,0 +1,3 @@
+"""Team-scoped pages, mounted under /t/<team>/."""
+
+urlpatterns: list = []

@@ -1,0 +1,60 @@
+"""The cast: alice is admin of her team "acme", bob is a member of acme (role set per test),
+charlie is an outsider with his own personal account."""
+
+import pytest
+from django.test import Client
+
+from teams.models import Membership, Role, Team, User
+from teams.services import create_personal_team
+
+PASSWORD = "correct-horse-battery"
+
+
+def make_user(email: str) -> User:
+    user = User.objects.create_user(email=email, password=PASSWORD)
+    create_personal_team(user=user)
+    return user
+
+
+@pytest.fixture
+def alice(db) -> User:
+    return make_user("alice@example.com")
+
+
+@pytest.fixture
+def team(alice) -> Team:
+    team = Team.objects.create(name="Acme", slug="acme", is_personal=False)
+    Membership.objects.create(user=alice, team=team, role=Role.ADMIN)
+    return team
+
+
+@pytest.fixture
+def bob(team) -> User:
+    user = make_user("bob@example.com")
+    Membership.objects.create(user=user, team=team, role=Role.DEV)
+    return user
+
+
+@pytest.fixture
+def charlie(db) -> User:
+    return make_user("charlie@example.com")
+
+
+@pytest.fixture
+def member_with_role(team):
+    """member_with_role("billing") -> a logged-in Client for a new member of acme with that role."""
+
+    def make(role: str) -> Client:
+        user = make_user(f"{role}-member@example.com")
+        Membership.objects.create(user=user, team=team, role=role)
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+def login(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
