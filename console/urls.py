@@ -3,9 +3,12 @@ from django.urls import include, path
 
 from console import views
 
+# Everything a team owns lives under /t/<team>/, so an outsider's request is a 404 by URL.
 team_urls = [
     path("", views.dashboard, name="dashboard"),
     path("", include("teams.urls")),
+    path("billing/", include("billing.urls")),
+    path("", include("pods.urls")),
 ]
 
 urlpatterns = [
@@ -14,5 +17,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("", include("teams.public_urls")),
+    path("billing/", include("billing.public_urls")),
+    path("", include("pods.public_urls")),
     path("t/<slug:team>/", include(team_urls)),
 ]

@@ -1,0 +1,3 @@
+"""billing URLs outside any team (webhooks, public links)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Team-scoped billing pages, mounted under /t/<team>/."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""pods URLs outside any team (webhooks, public links)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Team-scoped pods pages, mounted under /t/<team>/."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+from tests.role_matrix import Route
+
+ROUTES = [Route("dashboard", "member")]

@@ -1,0 +1,32 @@
+"""The role matrix test's data: one Route per team-scoped URL name, declared by each app's test
+package in `tests/<app>/matrix.py` as `ROUTES = [Route(...), ...]`.
+
+A Route says which capability (teams.access.CAPABILITIES) the view needs, which HTTP methods to
+try, and how to build its URL kwargs (beyond `team`) for a given team: `make_kwargs(team)` may
+create the objects it needs (a pod, an invite, ...) and returns the kwargs dict.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    capability: str
+    methods: tuple[str, ...] = ("GET",)
+    make_kwargs: Callable | None = None
+    data: dict = field(default_factory=dict)
+
+    def kwargs_for(self, team) -> dict:
+        kwargs = {"team": team.slug}
+        if self.make_kwargs:
+            kwargs.update(self.make_kwargs(team))
+        return kwargs
+
+
+# URL names that are not team-scoped pages, with the reason they are outside the matrix.
+EXEMPT: dict[str, str] = {
+    "home": "redirects to the user's own team",
+    "healthz": "public health check",
+}

@@ -1,0 +1,103 @@
+"""For every team-scoped view, each role, an outsider and an anonymous user get the expected
+answer. A new URL under /t/<team>/ without a Route fails test_every_team_view_has_a_route."""
+
+import importlib
+import pkgutil
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+import tests
+from teams.access import role_can
+from teams.models import Membership, Role, Team
+from tests.conftest import make_user
+from tests.role_matrix import Route
+
+ACTORS = ["anonymous", "outsider", *[r.value for r in Role]]
+
+
+def load_routes() -> list[Route]:
+    routes = []
+    for module in pkgutil.iter_modules(tests.__path__):
+        if not module.ispkg:
+            continue
+        try:
+            matrix = importlib.import_module(f"tests.{module.name}.matrix")
+        except ModuleNotFoundError:
+            continue
+        routes.extend(matrix.ROUTES)
+    return routes
+
+
+ROUTES = load_routes()
+
+
+def team_url_names(resolver=None, inside_team=False) -> set[str]:
+    names = set()
+    for entry in (resolver or get_resolver()).url_patterns:
+        in_team = inside_team or "<slug:team>" in str(entry.pattern)
+        if isinstance(entry, URLResolver):
+            names |= team_url_names(entry, in_team)
+        elif isinstance(entry, URLPattern) and in_team and entry.name:
+            names.add(entry.name)
+    return names
+
+
+def test_every_team_view_has_a_route():
+    missing = team_url_names() - {route.name for route in ROUTES}
+    assert not missing, f"Add these URL names to a tests/<app>/matrix.py: {sorted(missing)}"
+
+
+def test_routes_name_real_capabilities():
+    for route in ROUTES:
+        role_can("admin", route.capability)  # raises on an unknown capability
+
+
+def client_for(actor: str, team: Team) -> Client:
+    client = Client()
+    if actor == "anonymous":
+        return client
+    user = make_user(f"{actor}@matrix.example.com")
+    if actor != "outsider":
+        Membership.objects.create(user=user, team=team, role=actor)
+    client.force_login(user)
+    return client
+
+
+def expected(actor: str, capability: str) -> str:
+    if actor == "anonymous":
+        return "login"
+    if actor == "outsider":
+        return "404"
+    return "allowed" if role_can(actor, capability) else "403"
+
+
+CASES = [
+    pytest.param(route, method, actor, id=f"{route.name}-{method}-{actor}")
+    for route in ROUTES
+    for method in route.methods
+    for actor in ACTORS
+]
+
+
+@pytest.mark.parametrize(("route", "method", "actor"), CASES)
+def test_role_matrix(db, route: Route, method: str, actor: str):
+    team = Team.objects.create(name="Matrix", slug="matrix", is_personal=False)
+    owner = make_user("owner@matrix.example.com")
+    Membership.objects.create(user=owner, team=team, role=Role.ADMIN)
+    url = reverse(route.name, kwargs=route.kwargs_for(team))
+    client = client_for(actor, team)
+    response = getattr(client, method.lower())(url, route.data)
+    want = expected(actor, route.capability)
+    if want == "login":
+        assert response.status_code in (302, 401, 403)
+        if response.status_code == 302:
+            assert "/accounts/login/" in response["Location"]
+    elif want == "404":
+        assert response.status_code == 404
+    elif want == "403":
+        assert response.status_code == 403
+    else:
+        assert response.status_code not in (401, 403, 404, 405), response.status_code
+        assert response.status_code < 500
