@@ -226,6 +226,21 @@ if not DEBUG:
 INVITE_VALID_DAYS = int(env("INVITE_VALID_DAYS", "7"))
 FUNDS_GRACE_DAYS = int(env("FUNDS_GRACE_DAYS", "7"))
 DEFAULT_SPEND_LIMIT_PER_HOUR = Decimal(env("DEFAULT_SPEND_LIMIT_PER_HOUR", "80"))
+# Billing. The hourly spend limit rises with paid history: "paid:limit,..." in dollars (a team
+# that has paid >= $500 in total may spend $200/h); staff override per team in the admin.
+SPEND_LIMIT_TIERS = env(
+    "SPEND_LIMIT_TIERS", f"0:{DEFAULT_SPEND_LIMIT_PER_HOUR},500:200,2000:500,10000:2000"
+)
+MIN_TOP_UP = Decimal(env("MIN_TOP_UP", "10"))
+MIN_INVOICE_AMOUNT = Decimal(env("MIN_INVOICE_AMOUNT", "5000"))
+INVOICE_DUE_DAYS = int(env("INVOICE_DUE_DAYS", "30"))
+AUTO_RECHARGE_MAX_FAILURES = int(env("AUTO_RECHARGE_MAX_FAILURES", "3"))
+# Stripe. Without STRIPE_SECRET_KEY the console runs against the local emulator (localstripe)
+# at STRIPE_API_BASE; `manage.py stripe_emulator` starts it and registers our webhook.
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY")
+STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET")
+STRIPE_API_BASE = env("STRIPE_API_BASE").rstrip("/")
 PROXY_DOMAIN = env("PROXY_DOMAIN")
 DEMO_USER_EMAIL = env("DEMO_USER_EMAIL", "demo@example.com")
 DEMO_USER_PASSWORD = env("DEMO_USER_PASSWORD", "gpu-demo-pass")

@@ -1,0 +1,177 @@
+"""Every write to a team's money. `post_entry` is the one path into the ledger; everything else
+(top-ups, auto-recharge, invoices, staff credit, usage charges from pods) goes through it."""
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+
+from billing.burn import burn_rate
+from billing.models import BillingAccount, LedgerEntry
+from billing.money import ZERO, Amount, ceil_cents, format_usd, to_money
+from teams import audit
+from teams.models import Team
+
+log = logging.getLogger(__name__)
+
+# Hooks run (on commit) after an entry lowered a balance: auto-recharge and low-balance alerts
+# register here so this module stays free of Stripe and e-mail.
+AFTER_DEBIT_HOOKS: list = []
+
+
+def get_account(team: Team, *, lock: bool = False) -> BillingAccount:
+    """The team's billing account, created on first use. lock=True must run inside a
+    transaction: it holds the row until commit, which serialises every money decision."""
+    account, _ = BillingAccount.objects.get_or_create(team=team)
+    if lock:
+        account = BillingAccount.objects.select_for_update().get(pk=account.pk)
+    return account
+
+
+def _check_sign(kind: str, amount: Decimal) -> None:
+    if amount == 0:
+        raise ValueError("A ledger entry cannot be zero.")
+    if kind in LedgerEntry.CREDIT_KINDS and amount < 0:
+        raise ValueError(f"{kind} entries must be positive.")
+    if kind in LedgerEntry.USAGE_KINDS and amount > 0:
+        raise ValueError(f"{kind} entries must be negative.")
+    if kind not in LedgerEntry.Kind.values:
+        raise ValueError(f"Unknown ledger kind {kind!r}")
+
+
+def post_entry(
+    *,
+    team: Team,
+    amount: Amount,
+    kind: str,
+    idempotency_key: str,
+    description: str,
+    source_type: str = "",
+    source_id: str = "",
+    actor=None,
+) -> LedgerEntry | None:
+    """Append one entry and move the balance with it, once per idempotency key.
+
+    Returns the new entry, or None when the key was already posted (nothing changes). Safe under
+    concurrency: the account row lock serialises posts for a team, and the unique key inside a
+    savepoint catches a duplicate from anywhere else.
+    """
+    amount = to_money(amount)
+    _check_sign(kind, amount)
+    with transaction.atomic():
+        account = get_account(team, lock=True)
+        if LedgerEntry.objects.filter(idempotency_key=idempotency_key).exists():
+            return None
+        try:
+            with transaction.atomic():
+                entry = LedgerEntry.objects.create(
+                    team=team,
+                    amount=amount,
+                    balance_after=account.balance + amount,
+                    kind=kind,
+                    idempotency_key=idempotency_key,
+                    description=description[:255],
+                    source_type=source_type,
+                    source_id=str(source_id),
+                    actor=actor if getattr(actor, "is_authenticated", False) else None,
+                )
+        except IntegrityError:
+            if LedgerEntry.objects.filter(idempotency_key=idempotency_key).exists():
+                return None
+            raise
+        _apply_to_account(account, entry)
+        _audit_entry(entry, actor)
+        if amount < 0 and AFTER_DEBIT_HOOKS:
+            transaction.on_commit(lambda: _run_after_debit_hooks(team.pk))
+    return entry
+
+
+def _apply_to_account(account: BillingAccount, entry: LedgerEntry) -> None:
+    account.balance = entry.balance_after
+    fields = ["balance"]
+    if entry.kind in LedgerEntry.PAID_KINDS:
+        account.paid_total += entry.amount
+        fields.append("paid_total")
+    account.save(update_fields=fields)
+
+
+def _audit_entry(entry: LedgerEntry, actor) -> None:
+    # Per-minute usage would flood the audit log; those rows are their own immutable record.
+    if entry.kind in LedgerEntry.USAGE_KINDS:
+        return
+    audit.record(
+        actor=actor,
+        team=entry.team,
+        action=f"billing.ledger.{entry.kind}",
+        resource_type="ledger_entry",
+        resource_id=entry.public_id,
+        details={
+            "amount": str(entry.amount),
+            "balance_after": str(entry.balance_after),
+            "description": entry.description,
+            "source": f"{entry.source_type}:{entry.source_id}".strip(":"),
+        },
+    )
+
+
+def _run_after_debit_hooks(team_id: int) -> None:
+    for hook in AFTER_DEBIT_HOOKS:
+        try:
+            hook(team_id)
+        except Exception:
+            # A failing side effect (e-mail, Stripe) must never undo or block a charge.
+            log.exception("after-debit hook %r failed for team %s", hook, team_id)
+
+
+@dataclass(frozen=True)
+class Affordability:
+    ok: bool
+    reason: str = ""
+    shortfall: Decimal = ZERO
+    burn_rate: Decimal = ZERO
+    limit: Decimal = ZERO
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def can_afford(*, team: Team, extra_cost_per_hour: Amount, lock: bool = False) -> Affordability:
+    """May the team add `extra_cost_per_hour` of running resources?
+
+    Refused when the new total burn rate would exceed the hourly spend limit, or when the
+    balance does not cover one hour at the new total. With lock=True (inside the caller's
+    transaction) concurrent deploys for one team queue on the account row, and the burn rate is
+    read after the lock so each sees the others' committed resources.
+    """
+    extra = to_money(extra_cost_per_hour)
+    account = get_account(team, lock=lock)
+    current = burn_rate(team)
+    total = current + extra
+    limit = account.spend_limit_per_hour
+    if total > limit:
+        over = total - limit
+        return Affordability(
+            ok=False,
+            reason=(
+                f"This would bring your spend to {format_usd(total, 4)}/h, over your team's "
+                f"spend limit of {format_usd(limit)}/h by {format_usd(over, 4)}/h."
+            ),
+            shortfall=over,
+            burn_rate=current,
+            limit=limit,
+        )
+    if account.balance < total:
+        missing = total - account.balance
+        top_up = format_usd(ceil_cents(missing))
+        return Affordability(
+            ok=False,
+            reason=(
+                f"Your balance of {format_usd(account.balance)} does not cover one hour at "
+                f"{format_usd(total, 4)}/h; add at least {top_up} of credit."
+            ),
+            shortfall=missing,
+            burn_rate=current,
+            limit=limit,
+        )
+    return Affordability(ok=True, burn_rate=current, limit=limit)
