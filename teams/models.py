@@ -108,11 +108,19 @@ class Role(models.TextChoices):
     ADMIN = "admin", "Admin"
 
 
+class MembershipQuerySet(models.QuerySet):
+    def admins(self) -> "MembershipQuerySet":
+        return self.filter(role=Role.ADMIN)
+
+
 class Membership(models.Model):
+    public_id = models.CharField(max_length=14, unique=True, default=new_public_id)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="memberships")
     team = models.ForeignKey(Team, models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.BASIC)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = MembershipQuerySet.as_manager()
 
     class Meta:
         ordering = ["team__name", "user__email"]
@@ -141,6 +149,7 @@ class InviteQuerySet(models.QuerySet):
 class Invite(models.Model):
     """A single-use link that lets whoever opens it join a team with a role."""
 
+    public_id = models.CharField(max_length=14, unique=True, default=new_public_id)
     team = models.ForeignKey(Team, models.CASCADE, related_name="invites")
     token = models.CharField(max_length=64, unique=True, default=secrets.token_urlsafe)
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.BASIC)
@@ -179,6 +188,15 @@ class Invite(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.status == "pending"
+
+    @property
+    def status_phrase(self) -> str:
+        """Completes "This invite link has ..." for an unusable link."""
+        return {
+            "accepted": "already been used",
+            "revoked": "been revoked by a team admin",
+            "expired": f"expired ({self.expires_at:%Y-%m-%d %H:%M} UTC)",
+        }.get(self.status, "not been used yet")
 
 
 API_KEY_PREFIX = "rpa_"
@@ -234,6 +252,9 @@ class ApiKey(models.Model):
 
 
 class AuditEventQuerySet(models.QuerySet):
+    def for_team(self, team: Team) -> "AuditEventQuerySet":
+        return self.filter(team=team)
+
     def update(self, **kwargs):
         raise PermissionError("Audit events are append-only.")
 

@@ -1,3 +1,9 @@
-"""Pages outside any team: invite links, the team switcher."""
+"""Pages outside any team: invite links."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from teams import views
+
+urlpatterns = [
+    path("invite/<str:token>/", views.invite_accept, name="invite_accept"),
+]

@@ -1,10 +1,24 @@
-"""Every write to accounts and teams: one atomic transaction and one audit event each."""
+"""Every write to accounts and teams: one atomic transaction and one audit event each.
 
-from django.db import transaction
+Changes to a team's members lock the team row first, so two admins demoting each other at the
+same moment cannot leave the team without an admin.
+"""
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.text import slugify
 
 from teams import audit
-from teams.models import Membership, Role, Team, new_public_id
+from teams.models import ApiKey, Invite, Membership, Role, Team, hash_api_key, new_public_id
+
+
+class TeamError(Exception):
+    """A rule of the team was broken; the message is shown to the user as is."""
+
+
+LAST_ADMIN_MESSAGE = (
+    "A team needs at least one admin. Make another member an admin first, or keep this one."
+)
 
 
 def unique_team_slug(name: str) -> str:
@@ -13,6 +27,17 @@ def unique_team_slug(name: str) -> str:
     while Team.objects.filter(slug=slug).exists():
         slug = f"{base}-{new_public_id(5)}"
     return slug
+
+
+def _lock_team(team: Team) -> Team:
+    return Team.objects.select_for_update().get(pk=team.pk)
+
+
+def _is_last_admin(membership: Membership) -> bool:
+    if membership.role != Role.ADMIN:
+        return False
+    others = Membership.objects.admins().filter(team_id=membership.team_id)
+    return not others.exclude(pk=membership.pk).exists()
 
 
 @transaction.atomic
@@ -27,3 +52,230 @@ def create_personal_team(*, user) -> Team:
         actor=user, team=team, action="team.created", resource_type="team", resource_id=team.slug
     )
     return team
+
+
+@transaction.atomic
+def convert_to_team(*, team: Team, actor, name: str) -> Team:
+    """Turn a personal account into a team account. Irreversible; the slug stays the same so
+    existing links and API clients keep working."""
+    team = _lock_team(team)
+    if not team.is_personal:
+        raise TeamError(f"{team.name} is already a team.")
+    old_name = team.name
+    team.name = name.strip()
+    team.is_personal = False
+    team.converted_at = timezone.now()
+    team.save(update_fields=["name", "is_personal", "converted_at"])
+    audit.record(
+        actor=actor,
+        team=team,
+        action="team.converted",
+        resource_type="team",
+        resource_id=team.slug,
+        details={"old_name": old_name, "name": team.name},
+    )
+    return team
+
+
+@transaction.atomic
+def rename_team(*, team: Team, actor, name: str) -> Team:
+    team = _lock_team(team)
+    old_name, team.name = team.name, name.strip()
+    if old_name == team.name:
+        return team
+    team.save(update_fields=["name"])
+    audit.record(
+        actor=actor,
+        team=team,
+        action="team.renamed",
+        resource_type="team",
+        resource_id=team.slug,
+        details={"old_name": old_name, "name": team.name},
+    )
+    return team
+
+
+@transaction.atomic
+def change_role(*, membership: Membership, actor, role: str) -> Membership:
+    if role not in Role.values:
+        raise TeamError(f"Unknown role {role!r}.")
+    _lock_team(membership.team)
+    membership = Membership.objects.select_related("user", "team").get(pk=membership.pk)
+    old_role = membership.role
+    if old_role == role:
+        return membership
+    if _is_last_admin(membership):
+        raise TeamError(LAST_ADMIN_MESSAGE)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    audit.record(
+        actor=actor,
+        team=membership.team,
+        action="member.role_changed",
+        resource_type="member",
+        resource_id=membership.user.email,
+        details={"old_role": old_role, "role": role},
+    )
+    return membership
+
+
+def _delete_membership(*, membership: Membership, actor, action: str) -> None:
+    team = _lock_team(membership.team)
+    membership = Membership.objects.select_related("user").filter(pk=membership.pk).first()
+    if membership is None:
+        raise TeamError("That person is no longer a member of this team.")
+    if team.is_personal:
+        raise TeamError("Nobody can leave or be removed from a personal account.")
+    if _is_last_admin(membership):
+        raise TeamError(LAST_ADMIN_MESSAGE)
+    email, role = membership.user.email, membership.role
+    membership.delete()
+    audit.record(
+        actor=actor,
+        team=team,
+        action=action,
+        resource_type="member",
+        resource_id=email,
+        details={"role": role},
+    )
+
+
+@transaction.atomic
+def remove_member(*, membership: Membership, actor) -> None:
+    _delete_membership(membership=membership, actor=actor, action="member.removed")
+
+
+@transaction.atomic
+def leave_team(*, membership: Membership) -> None:
+    _delete_membership(membership=membership, actor=membership.user, action="member.left")
+
+
+@transaction.atomic
+def create_invite(*, team: Team, actor, role: str) -> Invite:
+    if role not in Role.values:
+        raise TeamError(f"Unknown role {role!r}.")
+    if team.is_personal:
+        raise TeamError("Convert your personal account into a team before inviting anyone.")
+    invite = Invite.objects.create(team=team, role=role, created_by=actor)
+    audit.record(
+        actor=actor,
+        team=team,
+        action="invite.created",
+        resource_type="invite",
+        resource_id=invite.public_id,
+        details={"role": role, "expires_at": invite.expires_at.isoformat()},
+    )
+    return invite
+
+
+@transaction.atomic
+def revoke_invite(*, invite: Invite, actor) -> Invite:
+    invite = Invite.objects.select_for_update().select_related("team").get(pk=invite.pk)
+    if not invite.is_usable:
+        raise TeamError(f"This invite is already {invite.status}.")
+    invite.revoked_at = timezone.now()
+    invite.save(update_fields=["revoked_at"])
+    audit.record(
+        actor=actor,
+        team=invite.team,
+        action="invite.revoked",
+        resource_type="invite",
+        resource_id=invite.public_id,
+        details={"role": invite.role},
+    )
+    return invite
+
+
+def _usable_invite(token: str) -> Invite:
+    invite = Invite.objects.select_for_update().select_related("team").filter(token=token).first()
+    if invite is None:
+        raise TeamError("This invite link is not valid.")
+    if not invite.is_usable:
+        raise TeamError(f"This invite link has {invite.status_phrase}.")
+    return invite
+
+
+@transaction.atomic
+def accept_invite(*, token: str, user) -> Membership:
+    """Join the invite's team with its role. Single use: the invite row is locked, so the same
+    link opened twice at once lets only one person in."""
+    invite = _usable_invite(token)
+    if Membership.objects.filter(team=invite.team, user=user).exists():
+        raise TeamError(
+            f"You are already a member of {invite.team.name}. An invite cannot change your role;"
+            " ask an admin of the team to do that."
+        )
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(user=user, team=invite.team, role=invite.role)
+    except IntegrityError:
+        raise TeamError(f"You are already a member of {invite.team.name}.")
+    invite.accepted_at = timezone.now()
+    invite.accepted_by = user
+    invite.save(update_fields=["accepted_at", "accepted_by"])
+    audit.record(
+        actor=user,
+        team=invite.team,
+        action="invite.accepted",
+        resource_type="invite",
+        resource_id=invite.public_id,
+        details={"role": invite.role, "member": user.email},
+    )
+    return membership
+
+
+@transaction.atomic
+def create_api_key(*, team: Team, actor, name: str, permission: str) -> tuple[ApiKey, str]:
+    """Returns the key and its secret. The secret is not stored and cannot be shown again."""
+    if permission not in ApiKey.Permission.values:
+        raise TeamError(f"Unknown permission {permission!r}.")
+    secret = ApiKey.generate_secret()
+    key = ApiKey.objects.create(
+        team=team,
+        name=name.strip(),
+        permission=permission,
+        prefix=secret[:12],
+        key_hash=hash_api_key(secret),
+        created_by=actor,
+    )
+    audit.record(
+        actor=actor,
+        team=team,
+        action="api_key.created",
+        resource_type="api_key",
+        resource_id=key.public_id,
+        details={"name": key.name, "permission": permission, "prefix": key.prefix},
+    )
+    return key, secret
+
+
+@transaction.atomic
+def set_api_key_enabled(*, key: ApiKey, actor, enabled: bool) -> ApiKey:
+    key = ApiKey.objects.select_for_update().select_related("team").get(pk=key.pk)
+    if key.is_enabled == enabled:
+        return key
+    key.is_enabled = enabled
+    key.save(update_fields=["is_enabled"])
+    audit.record(
+        actor=actor,
+        team=key.team,
+        action="api_key.enabled" if enabled else "api_key.disabled",
+        resource_type="api_key",
+        resource_id=key.public_id,
+        details={"name": key.name},
+    )
+    return key
+
+
+@transaction.atomic
+def revoke_api_key(*, key: ApiKey, actor) -> None:
+    team, public_id, name = key.team, key.public_id, key.name
+    ApiKey.objects.filter(pk=key.pk).delete()
+    audit.record(
+        actor=actor,
+        team=team,
+        action="api_key.revoked",
+        resource_type="api_key",
+        resource_id=public_id,
+        details={"name": name},
+    )
