@@ -1,0 +1,92 @@
+from django.contrib import admin
+
+from pods.models import (
+    CpuInstanceType,
+    DataCenter,
+    GpuType,
+    Machine,
+    NetworkVolume,
+    Pod,
+    PodEvent,
+    PodTemplate,
+)
+
+
+@admin.register(GpuType)
+class GpuTypeAdmin(admin.ModelAdmin):
+    list_display = ["id", "display_name", "memory_gb", "secure_price", "community_price", "min_bid"]
+    list_editable = ["secure_price", "community_price", "min_bid"]
+    list_filter = ["manufacturer", "is_active"]
+    search_fields = ["id", "display_name"]
+
+
+@admin.register(CpuInstanceType)
+class CpuInstanceTypeAdmin(admin.ModelAdmin):
+    list_display = ["id", "name", "vcpu", "memory_gb", "price"]
+    list_editable = ["price"]
+
+
+@admin.register(DataCenter)
+class DataCenterAdmin(admin.ModelAdmin):
+    list_display = ["id", "name", "country"]
+
+
+@admin.register(Machine)
+class MachineAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "data_center",
+        "cloud_type",
+        "gpu_type",
+        "gpu_count",
+        "free_gpus_display",
+        "runtime",
+        "is_listed",
+        "is_online",
+    ]
+    list_filter = ["data_center", "cloud_type", "runtime", "is_listed", "is_online"]
+    list_editable = ["is_listed", "is_online"]
+    search_fields = ["name", "public_id"]
+    readonly_fields = ["public_id"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_capacity().select_related("gpu_type")
+
+    @admin.display(description="free GPUs", ordering="free_gpus")
+    def free_gpus_display(self, machine: Machine) -> int:
+        return machine.free_gpus
+
+
+@admin.register(PodTemplate)
+class PodTemplateAdmin(admin.ModelAdmin):
+    list_display = ["name", "team", "image", "is_public", "is_serverless"]
+    list_filter = ["is_public", "is_serverless"]
+    search_fields = ["name", "image", "public_id"]
+
+
+@admin.register(NetworkVolume)
+class NetworkVolumeAdmin(admin.ModelAdmin):
+    list_display = ["name", "public_id", "team", "size_gb", "data_center"]
+    search_fields = ["name", "public_id", "team__name"]
+
+
+class PodEventInline(admin.TabularInline):
+    model = PodEvent
+    extra = 0
+    readonly_fields = ["created_at", "status", "message", "actor"]
+    can_delete = False
+
+
+@admin.register(Pod)
+class PodAdmin(admin.ModelAdmin):
+    # Lifecycle changes go through pods.services (runtime, audit); the admin only looks.
+    list_display = ["public_id", "name", "team", "status", "gpu_type", "gpu_count", "machine"]
+    list_filter = ["status", "cloud_type", "pricing"]
+    search_fields = ["public_id", "name", "team__name"]
+    inlines = [PodEventInline]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -1,0 +1,121 @@
+"""Placement: which machine runs a new pod. Atomic: the candidate machines are locked
+(SELECT ... FOR UPDATE, in primary-key order) before their free capacity is read, so concurrent
+deploys queue on the same rows and never place more GPUs than a machine has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pods.models import CloudType, CpuInstanceType, DataCenter, GpuType, Machine
+
+
+class PlacementError(Exception):
+    """No machine fits; the message names the constraint that failed."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Need:
+    cloud_type: str
+    data_center: DataCenter | None
+    gpu_type: GpuType | None = None
+    gpu_count: int = 0
+    cpu_instance: CpuInstanceType | None = None
+
+    def where(self) -> str:
+        text = CloudType(self.cloud_type).label
+        return f"{text} in {self.data_center.id}" if self.data_center else text
+
+
+def candidates(need: Need):
+    machines = Machine.objects.available()
+    if need.gpu_type is not None:
+        return machines.filter(gpu_type=need.gpu_type)
+    return machines.filter(gpu_count=0)
+
+
+def narrow(need: Need):
+    """Candidates in the requested cloud and data centre, or the error saying which filter
+    emptied the list."""
+    kind = need.gpu_type.display_name if need.gpu_type else "CPU"
+    machines = candidates(need)
+    if not machines.exists():
+        raise PlacementError(f"No {kind} machines are available right now.", field="gpu_type")
+    machines = machines.filter(cloud_type=need.cloud_type)
+    if not machines.exists():
+        label = CloudType(need.cloud_type).label
+        raise PlacementError(f"No {kind} machines in {label}.", field="cloud_type")
+    if need.data_center is not None:
+        machines = machines.filter(data_center=need.data_center)
+        if not machines.exists():
+            raise PlacementError(f"No {kind} machines in {need.where()}.", field="data_center")
+    return machines
+
+
+def place(need: Need) -> Machine:
+    """Lock the candidates and pick one that fits. Call inside transaction.atomic()."""
+    machines = narrow(need)
+    ids = list(machines.select_for_update().order_by("pk").values_list("pk", flat=True))
+    # Read capacity after the locks: any deploy that got here first has committed its pod.
+    ranked = Machine.objects.filter(pk__in=ids).with_capacity()
+    if need.gpu_type is not None:
+        return _fit_gpus(need, ranked)
+    return _fit_cpu(need, ranked)
+
+
+def _fit_gpus(need: Need, ranked) -> Machine:
+    largest = max(m.gpu_count for m in ranked)
+    name = need.gpu_type.display_name
+    if need.gpu_count > largest:
+        raise PlacementError(
+            f"No machine has {need.gpu_count} × {name} in {need.where()}; the largest has "
+            f"{largest}.",
+            field="gpu_count",
+        )
+    fitting = [m for m in ranked if m.free_gpus >= need.gpu_count]
+    if not fitting:
+        most = max(m.free_gpus for m in ranked)
+        raise PlacementError(
+            f"Not enough free {name} in {need.where()}: {need.gpu_count} requested, at most "
+            f"{most} free on one machine.",
+            field="gpu_count",
+        )
+    # Best fit: the fullest machine that fits keeps large machines free for large pods.
+    return min(fitting, key=lambda m: (m.free_gpus, m.pk))
+
+
+def _fit_cpu(need: Need, ranked) -> Machine:
+    instance = need.cpu_instance
+    fitting = [
+        m for m in ranked if m.free_vcpu >= instance.vcpu and m.free_memory_gb >= instance.memory_gb
+    ]
+    if not fitting:
+        raise PlacementError(
+            f"No CPU machine in {need.where()} has {instance.vcpu} vCPU and "
+            f"{instance.memory_gb} GB RAM free.",
+            field="cpu_instance",
+        )
+    return min(fitting, key=lambda m: (m.free_vcpu, m.pk))
+
+
+def free_gpu_counts(*, cloud_type: str | None, data_center: DataCenter | None) -> dict:
+    """GPU type id -> (free GPUs in total, most free on one machine, largest machine)."""
+    machines = Machine.objects.available().exclude(gpu_type=None).with_capacity()
+    if cloud_type:
+        machines = machines.filter(cloud_type=cloud_type)
+    if data_center is not None:
+        machines = machines.filter(data_center=data_center)
+    counts: dict[str, tuple[int, int, int]] = {}
+    for machine in machines:
+        total, best, largest = counts.get(machine.gpu_type_id, (0, 0, 0))
+        free = max(machine.free_gpus, 0)
+        counts[machine.gpu_type_id] = (
+            total + free,
+            max(best, free),
+            max(largest, machine.gpu_count),
+        )
+    return counts

@@ -1,0 +1,20 @@
+"""Thin Celery tasks: take ids, call one lifecycle function. Each is safe to run twice."""
+
+from celery import shared_task
+
+from pods import lifecycle
+
+
+@shared_task
+def boot_pod_task(pod_id: int) -> None:
+    lifecycle.boot_pod(pod_id)
+
+
+@shared_task
+def halt_pod_task(pod_id: int) -> None:
+    lifecycle.halt_pod(pod_id)
+
+
+@shared_task
+def reconcile_pods_task() -> None:
+    lifecycle.reconcile()
