@@ -16,6 +16,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("api/v1/", include("api.urls")),
     path("", include("teams.public_urls")),
     path("billing/", include("billing.public_urls")),
     path("", include("pods.public_urls")),
