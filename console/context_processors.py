@@ -34,6 +34,13 @@ def _nav(team_slug: str, role: str, current: str) -> list[dict]:
 def console(request) -> dict:
     context = {"SITE_NAME": settings.SITE_NAME, "DEBUG": settings.DEBUG}
     membership = getattr(request, "membership", None)
+    if membership is None and request.user.is_authenticated and request.session.get("team"):
+        # Pages outside a team (account settings, invite links) keep the last team's sidebar.
+        membership = (
+            Membership.objects.select_related("team")
+            .filter(user=request.user, team__slug=request.session["team"])
+            .first()
+        )
     if membership is None or not request.user.is_authenticated:
         return context
     match = getattr(request, "resolver_match", None)
