@@ -204,6 +204,9 @@ class Payment(models.Model):
     payment_method = models.ForeignKey(
         PaymentMethod, models.SET_NULL, null=True, blank=True, related_name="payments"
     )
+    # The card charged, kept even when it was not saved (for receipts and clean-up).
+    stripe_payment_method_id = models.CharField(max_length=255, blank=True)
+    card_label = models.CharField(max_length=60, blank=True)
     # Auto-recharge: one payment per trigger (team + hour), so a retried task charges once.
     trigger_key = models.CharField(max_length=100, unique=True, null=True, blank=True)
     failure_message = models.CharField(max_length=500, blank=True)

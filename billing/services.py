@@ -2,6 +2,7 @@
 (top-ups, auto-recharge, invoices, staff credit, usage charges from pods) goes through it."""
 
 import logging
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -15,9 +16,9 @@ from teams.models import Team
 
 log = logging.getLogger(__name__)
 
-# Hooks run (on commit) after an entry lowered a balance: auto-recharge and low-balance alerts
-# register here so this module stays free of Stripe and e-mail.
-AFTER_DEBIT_HOOKS: list = []
+# Hooks run (on commit) with the team id after every entry: auto-recharge and low-balance
+# alerts register here (BillingConfig.ready) so this module stays free of Stripe and e-mail.
+BALANCE_HOOKS: list = []
 
 
 def get_account(team: Team, *, lock: bool = False) -> BillingAccount:
@@ -82,8 +83,8 @@ def post_entry(
             raise
         _apply_to_account(account, entry)
         _audit_entry(entry, actor)
-        if amount < 0 and AFTER_DEBIT_HOOKS:
-            transaction.on_commit(lambda: _run_after_debit_hooks(team.pk))
+        if BALANCE_HOOKS:
+            transaction.on_commit(lambda: _run_balance_hooks(team.pk))
     return entry
 
 
@@ -115,13 +116,13 @@ def _audit_entry(entry: LedgerEntry, actor) -> None:
     )
 
 
-def _run_after_debit_hooks(team_id: int) -> None:
-    for hook in AFTER_DEBIT_HOOKS:
+def _run_balance_hooks(team_id: int) -> None:
+    for hook in BALANCE_HOOKS:
         try:
             hook(team_id)
         except Exception:
             # A failing side effect (e-mail, Stripe) must never undo or block a charge.
-            log.exception("after-debit hook %r failed for team %s", hook, team_id)
+            log.exception("balance hook %r failed for team %s", hook, team_id)
 
 
 @dataclass(frozen=True)
@@ -175,3 +176,41 @@ def can_afford(*, team: Team, extra_cost_per_hour: Amount, lock: bool = False) -
             limit=limit,
         )
     return Affordability(ok=True, burn_rate=current, limit=limit)
+
+
+def adjust_balance(*, team: Team, amount: Amount, reason: str, actor, key: str = "") -> LedgerEntry:
+    """A staff correction or grant: always a new entry with the reason, never an edit."""
+    reason = reason.strip()
+    if not reason:
+        raise ValueError("An adjustment needs a reason.")
+    amount = to_money(amount)
+    kind = LedgerEntry.Kind.ADJUSTMENT
+    entry = post_entry(
+        team=team,
+        amount=amount,
+        kind=kind,
+        idempotency_key=key or f"adjustment:{uuid.uuid4()}",
+        description=reason,
+        source_type="staff",
+        source_id=getattr(actor, "email", "") or "system",
+        actor=actor,
+    )
+    if entry is None:
+        raise ValueError("This adjustment was already posted.")
+    return entry
+
+
+@transaction.atomic
+def set_spend_limit_override(*, team: Team, limit: Amount | None, actor) -> BillingAccount:
+    account = get_account(team, lock=True)
+    account.spend_limit_override = to_money(limit) if limit not in (None, "") else None
+    account.save(update_fields=["spend_limit_override"])
+    audit.record(
+        actor=actor,
+        team=team,
+        action="billing.spend_limit.override",
+        resource_type="billing_account",
+        resource_id=team.slug,
+        details={"limit": str(account.spend_limit_override) if limit else "automatic"},
+    )
+    return account

@@ -4,7 +4,9 @@ request (with request.team and request.membership set) and returns a card dict o
 
 from collections.abc import Callable
 
-CARD_PROVIDERS: list[Callable] = []
+from billing.dashboard import balance_card
+
+CARD_PROVIDERS: list[Callable] = [balance_card]
 
 
 def collect_cards(request) -> list[dict]:

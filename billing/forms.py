@@ -1,0 +1,119 @@
+from decimal import Decimal
+
+from django import forms
+from django.conf import settings
+
+from billing.models import LedgerEntry, PaymentMethod
+from billing.payments import MAX_CARD_TOP_UP
+
+
+def money_input(**kwargs) -> forms.DecimalField:
+    kwargs.setdefault("max_digits", 12)
+    kwargs.setdefault("decimal_places", 2)
+    return forms.DecimalField(
+        widget=forms.NumberInput(attrs={"step": "0.01", "class": "form-control"}), **kwargs
+    )
+
+
+class CardChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: PaymentMethod) -> str:
+        expiry = f" (expires {obj.expiry})" if obj.expiry else ""
+        return f"{obj}{expiry}"
+
+
+def saved_cards(team):
+    return PaymentMethod.objects.filter(team=team, removed_at=None)
+
+
+class TopUpForm(forms.Form):
+    amount = money_input(min_value=settings.MIN_TOP_UP, max_value=MAX_CARD_TOP_UP)
+    card = CardChoiceField(
+        queryset=PaymentMethod.objects.none(), required=False, to_field_name="public_id"
+    )
+    setup_intent = forms.CharField(required=False, max_length=255, widget=forms.HiddenInput)
+    save_card = forms.BooleanField(
+        required=False, label="Save this card for later top-ups and auto-recharge"
+    )
+
+    def __init__(self, *args, team, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["card"].queryset = saved_cards(team)
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("card") and not data.get("setup_intent"):
+            raise forms.ValidationError("Choose a saved card or enter a new one.")
+        return data
+
+
+class AutoRechargeForm(forms.Form):
+    enabled = forms.BooleanField(required=False, label="Turn on auto-recharge")
+    threshold = money_input(min_value=Decimal("0"), label="When the balance falls below")
+    amount = money_input(min_value=settings.MIN_TOP_UP, max_value=MAX_CARD_TOP_UP, label="Add")
+    card = CardChoiceField(
+        queryset=PaymentMethod.objects.none(),
+        required=False,
+        to_field_name="public_id",
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
+
+    def __init__(self, *args, team, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["card"].queryset = saved_cards(team)
+
+
+class LowBalanceAlertForm(forms.Form):
+    threshold = money_input(
+        min_value=Decimal("0"),
+        required=False,
+        label="E-mail billing members below",
+        help_text="Leave empty to turn the alert off.",
+    )
+
+
+class InvoiceRequestForm(forms.Form):
+    amount = money_input(min_value=settings.MIN_INVOICE_AMOUNT, max_value=Decimal("10000000"))
+    billing_name = forms.CharField(max_length=200, label="Company name")
+    billing_address = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    tax_id = forms.CharField(max_length=50, required=False, label="Tax ID (VAT, EIN)")
+    note = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        label="How will you pay?",
+        help_text="Bank transfer, ACH or card; anything staff should know.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.widget.attrs.setdefault("class", "form-control")
+
+
+class LedgerFilterForm(forms.Form):
+    kind = forms.ChoiceField(choices=[("", "All kinds"), *LedgerEntry.Kind.choices], required=False)
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    q = forms.CharField(required=False, max_length=100, label="Search")
+
+    def filter(self, entries):
+        if not self.is_valid():
+            return entries
+        data = self.cleaned_data
+        if data["kind"]:
+            entries = entries.filter(kind=data["kind"])
+        if data["since"]:
+            entries = entries.filter(created_at__date__gte=data["since"])
+        if data["until"]:
+            entries = entries.filter(created_at__date__lte=data["until"])
+        if data["q"]:
+            entries = entries.filter(description__icontains=data["q"]) | entries.filter(
+                source_id=data["q"]
+            )
+        return entries
+
+
+class AdjustmentForm(forms.Form):
+    amount = forms.DecimalField(
+        max_digits=20, decimal_places=10, help_text="Positive adds credit, negative removes it."
+    )
+    reason = forms.CharField(max_length=255)
