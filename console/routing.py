@@ -1,3 +1,7 @@
 """Every websocket route of every app, gathered in one list."""
 
-websocket_urlpatterns: list = []
+from pods.routing import websocket_urlpatterns as pods_websockets
+
+websocket_urlpatterns: list = [
+    *pods_websockets,
+]

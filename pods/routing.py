@@ -1,0 +1,8 @@
+from django.urls import path
+
+from pods import consumers
+
+websocket_urlpatterns = [
+    path("ws/t/<slug:team>/pods/", consumers.PodListConsumer.as_asgi()),
+    path("ws/t/<slug:team>/pods/<slug:pod_id>/", consumers.PodConsumer.as_asgi()),
+]
