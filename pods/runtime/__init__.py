@@ -1,5 +1,6 @@
 """Runtime backends behind one interface (base.py). Importing this package registers them."""
 
+import pods.runtime.docker  # noqa: F401  (registers the "docker" backend)
 from pods.runtime import process  # noqa: F401  (registers the "process" backend)
 from pods.runtime.base import (
     BACKENDS,

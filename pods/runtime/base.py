@@ -76,6 +76,8 @@ class PodSpec:
     gpu_count: int = 0
     gpu_device_ids: tuple[str, ...] = ()
     working_dir: str = "/"
+    # Credentials for pulling `image`: {"username", "password", "registry"} (docker runtime).
+    registry_auth: dict | None = None
 
 
 @dataclass(frozen=True)
