@@ -5,10 +5,11 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 source "$ROOT/scripts/services.sh"
+source "$ROOT/scripts/podman.sh"
 cd "$ROOT"
 
 ensure_apt /usr/lib/postgresql/15/bin/initdb postgresql redis-server redis-server \
-    /usr/bin/chromium chromium bwrap bubblewrap podman podman runc runc \
+    /usr/bin/chromium chromium bwrap bubblewrap podman podman runc runc /bin/busybox busybox-static \
     /usr/share/fonts/truetype/dejavu fonts-dejavu-core
 ensure_venv
 
@@ -16,8 +17,9 @@ log "ruff"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
 
-trap stop_services EXIT
+trap 'stop_podman; stop_services' EXIT
 start_services
+start_podman  # Podman's Docker API for the docker runtime's tests: exports PODMAN_URL
 
 export SECRET_KEY=test-secret DEBUG=0 SECURE_COOKIES=0 DATA_DIR="$SERVICES_DIR/data"
 export ARTIFACTS_DIR=${ARTIFACTS_DIR:-$ROOT/test-artifacts}
