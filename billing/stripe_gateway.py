@@ -7,6 +7,7 @@ STRIPE_API_BASE. When STRIPE_API_BASE is set the library and Stripe.js point at 
 """
 
 import json
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -148,20 +149,21 @@ def retrieve_setup_intent(setup_intent_id: str) -> SetupIntentResult:
 
 
 def _setup_result(intent) -> SetupIntentResult:
+    data = intent.to_dict()
     return SetupIntentResult(
-        id=intent.id,
-        client_secret=intent.client_secret or "",
-        status=intent.status,
-        payment_method=intent.get("payment_method"),
-        customer=intent.get("customer"),
+        id=data["id"],
+        client_secret=data.get("client_secret") or "",
+        status=data["status"],
+        payment_method=data.get("payment_method"),
+        customer=data.get("customer"),
     )
 
 
 def retrieve_card(payment_method_id: str) -> Card:
-    method = _call(_client().v1.payment_methods.retrieve, payment_method_id)
+    method = _call(_client().v1.payment_methods.retrieve, payment_method_id).to_dict()
     card = method.get("card") or {}
     return Card(
-        id=method.id,
+        id=method["id"],
         customer=method.get("customer"),
         brand=card.get("brand", ""),
         last4=card.get("last4", ""),
@@ -226,12 +228,13 @@ def create_payment_intent(
         return _declined(error)
     except stripe.StripeError as error:
         raise GatewayError(error.user_message or str(error)) from error
+    data = intent.to_dict()
     return PaymentIntentResult(
-        id=intent.id,
-        status=intent.status,
-        client_secret=intent.client_secret or "",
-        error=_last_error(intent),
-        metadata=dict(intent.get("metadata") or {}),
+        id=data["id"],
+        status=data["status"],
+        client_secret=data.get("client_secret") or "",
+        error=_last_error(data),
+        metadata=data.get("metadata") or {},
     )
 
 
@@ -242,7 +245,7 @@ def _declined(error: stripe.CardError) -> PaymentIntentResult:
     return PaymentIntentResult(id=intent.get("id"), status="failed", error=message)
 
 
-def _last_error(intent) -> str:
+def _last_error(intent: dict) -> str:
     error = intent.get("last_payment_error") or {}
     return error.get("message", "") if isinstance(error, dict) else ""
 
@@ -268,9 +271,20 @@ def verify_webhook(payload: bytes, signature: str) -> dict:
         event = json.loads(text)
     except (UnicodeDecodeError, ValueError, stripe.SignatureVerificationError) as error:
         raise InvalidWebhook(str(error)) from error
+    if _signed_at(signature) > time.time() + WEBHOOK_TOLERANCE_SECONDS:
+        # Stripe's check only bounds the past; a future-dated signature would replay for longer.
+        raise InvalidWebhook("signature timestamp is in the future")
     if not _well_formed(event):
         raise InvalidWebhook("not a Stripe event")
     return event
+
+
+def _signed_at(signature: str) -> int:
+    for item in signature.split(","):
+        key, _, value = item.partition("=")
+        if key.strip() == "t" and value.strip().isdigit():
+            return int(value)
+    raise InvalidWebhook("no timestamp in the signature")
 
 
 def _well_formed(event) -> bool:
