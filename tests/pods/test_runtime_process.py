@@ -1,0 +1,243 @@
+"""A real pod on the process runtime: a process tree in bubblewrap, its ports, volume,
+container disk, stop signals and the reconciler."""
+
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from pods import lifecycle, services
+from pods.models import Pod
+from pods.runtime import get_backend
+from pods.runtime.process import bwrap_works
+from tests.pods.factories import HTTP_SERVER, deploy_request, fund, http_template
+
+pytestmark = pytest.mark.usefixtures("reap")
+
+IGNORES_SIGTERM = "trap 'echo got SIGTERM' TERM; echo ready; while true; do sleep 0.1; done"
+
+
+def wait_for(check, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def get(port: int) -> str:
+    def attempt():
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/kept.txt", timeout=2).read()
+        except OSError:
+            return None
+
+    return wait_for(attempt).decode()
+
+
+def deploy(team, user, parts, django_capture_on_commit_callbacks, **overrides) -> Pod:
+    with django_capture_on_commit_callbacks(execute=True):
+        pod = services.deploy_pod(
+            actor=user, team=team, request=deploy_request(parts["a40"], **overrides)
+        )
+    pod.refresh_from_db()
+    return pod
+
+
+def pod_dir(pod: Pod) -> Path:
+    return Path(settings.DATA_DIR) / "pods" / pod.public_id
+
+
+@pytest.fixture
+def http_pod(team, alice, parts, django_capture_on_commit_callbacks) -> Pod:
+    fund(team)
+    template = http_template()
+    return deploy(
+        team,
+        alice,
+        parts,
+        django_capture_on_commit_callbacks,
+        template=template,
+        start_command=HTTP_SERVER,
+        ports=template.ports,
+    )
+
+
+def test_it_runs_the_http_template_in_a_sandbox_reachable_on_its_mapped_port(http_pod):
+    assert http_pod.status == Pod.Status.RUNNING
+    assert bwrap_works()
+    assert http_pod.runtime_handle["sandboxed"] is True
+    mapping = http_pod.port_mappings[0]
+    assert mapping["private"] == 8080 and mapping["public"] != 8080
+    assert get(mapping["public"]).strip() == "volume-data"
+    logs = get_backend("process").read_logs(http_pod.runtime_handle).text
+    assert f"serving on {mapping['public']}" in logs
+    assert "GET /kept.txt" in wait_for(
+        lambda: (
+            "GET /kept.txt" in get_backend("process").read_logs(http_pod.runtime_handle).text
+            and get_backend("process").read_logs(http_pod.runtime_handle).text
+        )
+    )
+
+
+def test_it_keeps_the_volume_and_wipes_the_container_disk_across_stop_and_start(
+    http_pod, alice, django_capture_on_commit_callbacks
+):
+    root = pod_dir(http_pod)
+    wait_for(lambda: (root / "container" / "scratch.txt").exists())
+    (root / "volume" / "mine.txt").write_text("written before stop")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.stop_pod(actor=alice, pod=http_pod)
+    http_pod.refresh_from_db()
+    assert http_pod.status == Pod.Status.EXITED
+    assert http_pod.exit_code == 143  # the server died of the SIGTERM
+    assert not (root / "container" / "scratch.txt").exists()
+    assert (root / "volume" / "mine.txt").read_text() == "written before stop"
+    with django_capture_on_commit_callbacks(execute=True):
+        services.start_pod(actor=alice, pod=http_pod)
+    http_pod.refresh_from_db()
+    assert http_pod.status == Pod.Status.RUNNING
+    assert get(http_pod.port_mappings[0]["public"]).strip() == "volume-data"
+    assert (root / "volume" / "mine.txt").read_text() == "written before stop"
+
+
+def test_it_kills_a_pod_that_ignores_sigterm_five_seconds_later(
+    team, alice, parts, django_capture_on_commit_callbacks
+):
+    fund(team)
+    pod = deploy(
+        team, alice, parts, django_capture_on_commit_callbacks, start_command=IGNORES_SIGTERM
+    )
+    backend = get_backend("process")
+    wait_for(lambda: "ready" in backend.read_logs(pod.runtime_handle).text)
+    started = time.monotonic()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.stop_pod(actor=alice, pod=pod)
+    elapsed = time.monotonic() - started
+    pod.refresh_from_db()
+    assert 5.0 <= elapsed < 8.0
+    assert pod.status == Pod.Status.EXITED
+    assert pod.exit_code == 137  # SIGKILL
+    log = backend.read_logs(pod.runtime_handle).text
+    assert "got SIGTERM" in log and "SIGKILL" in log
+
+
+def test_it_removes_the_volume_on_terminate(http_pod, alice, django_capture_on_commit_callbacks):
+    root = pod_dir(http_pod)
+    assert (root / "volume").is_dir()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.terminate_pod(actor=alice, pod=http_pod)
+    http_pod.refresh_from_db()
+    assert http_pod.status == Pod.Status.TERMINATED
+    assert not root.exists()
+    assert get_backend("process").poll(http_pod.runtime_handle).state != "running"
+
+
+def test_it_marks_a_pod_whose_process_died_failed_with_its_exit_code_and_log_tail(
+    team, alice, parts, django_capture_on_commit_callbacks
+):
+    fund(team)
+    pod = deploy(
+        team,
+        alice,
+        parts,
+        django_capture_on_commit_callbacks,
+        start_command="echo 'loading model'; echo 'CUDA out of memory' >&2; exit 3",
+    )
+    wait_for(lambda: get_backend("process").poll(pod.runtime_handle).state == "exited")
+    with django_capture_on_commit_callbacks(execute=True):
+        lifecycle.reconcile()
+    pod.refresh_from_db()
+    assert pod.status == Pod.Status.FAILED
+    assert pod.exit_code == 3
+    assert "exited with code 3" in pod.status_reason
+    assert "CUDA out of memory" in pod.status_reason
+
+
+def test_it_marks_a_finished_command_exited(team, alice, parts, django_capture_on_commit_callbacks):
+    fund(team)
+    pod = deploy(team, alice, parts, django_capture_on_commit_callbacks, start_command="true")
+    wait_for(lambda: get_backend("process").poll(pod.runtime_handle).state == "exited")
+    with django_capture_on_commit_callbacks(execute=True):
+        lifecycle.reconcile()
+    pod.refresh_from_db()
+    assert pod.status == Pod.Status.EXITED
+    assert pod.exit_code == 0
+
+
+def test_it_restarts_a_lost_pod_with_the_same_command_keeping_its_volume(
+    http_pod, django_capture_on_commit_callbacks
+):
+    """A host power loss: every process of the pod and its shim die without an exit record."""
+    import os
+    import signal
+
+    root = pod_dir(http_pod)
+    wait_for(lambda: (root / "container" / "scratch.txt").exists())
+    (root / "volume" / "mine.txt").write_text("survives")
+    (root / "container" / "scratch.txt").unlink()
+    (root / "container" / "lost.txt").write_text("in memory of the container disk")
+    old_handle = http_pod.runtime_handle
+    os.kill(old_handle["shim_pid"], signal.SIGKILL)  # bwrap dies with its parent
+    wait_for(lambda: get_backend("process").poll(old_handle).state == "lost")
+    with django_capture_on_commit_callbacks(execute=True):
+        lifecycle.reconcile()
+    http_pod.refresh_from_db()
+    assert http_pod.status == Pod.Status.RUNNING
+    assert http_pod.runtime_handle["shim_pid"] != old_handle["shim_pid"]
+    assert get(http_pod.port_mappings[0]["public"]).strip() == "volume-data"
+    assert (root / "volume" / "mine.txt").read_text() == "survives"
+    assert not (root / "container" / "lost.txt").exists()
+    assert http_pod.events.filter(message__contains="machine restarted").exists()
+
+
+def test_it_gives_the_pod_its_id_api_key_and_port_variables(
+    team, alice, parts, django_capture_on_commit_callbacks
+):
+    fund(team)
+    command = "env | sort; hostname; exec sleep 600"
+    pod = deploy(
+        team,
+        alice,
+        parts,
+        django_capture_on_commit_callbacks,
+        start_command=command,
+        ports=[{"port": 22, "protocol": "tcp"}],
+        env=[{"key": "GREETING", "value": "hello world"}],
+    )
+    backend = get_backend("process")
+    log = wait_for(lambda: (t := backend.read_logs(pod.runtime_handle).text) and "HOME=" in t and t)
+    public = pod.port_mappings[0]["public"]
+    assert f"RUNPOD_POD_ID={pod.public_id}" in log
+    assert f"RUNPOD_TCP_PORT_22={public}" in log
+    assert "GREETING=hello world" in log
+    assert "RUNPOD_API_KEY=rpa_" in log
+    assert pod.api_key is not None and pod.api_key.team == team
+    assert pod.public_id in log.splitlines()  # the hostname
+
+
+def test_it_applies_a_memory_limit_when_the_cgroup_is_writable(http_pod):
+    usage = get_backend("process").usage(http_pod.runtime_handle)
+    cgroup = http_pod.runtime_handle["cgroup"]
+    if cgroup is None:
+        pytest.skip("no writable memory cgroup on this machine")
+    assert usage.memory_limit_bytes == http_pod.memory_gb * 1024**3
+    assert usage.processes >= 1 and usage.memory_bytes > 0
+    assert Path(cgroup).exists()
+
+
+def test_it_opens_a_shell_inside_the_pod(http_pod):
+    shell = get_backend("process").open_shell(http_pod.runtime_handle)
+    try:
+        shell.write(b"cat /workspace/kept.txt; hostname; exit\n")
+        output = b""
+        deadline = time.monotonic() + 5
+        while b"volume-data" not in output or http_pod.public_id.encode() not in output:
+            assert time.monotonic() < deadline, output
+            output += shell.read(timeout=0.1)
+    finally:
+        shell.close()
