@@ -193,7 +193,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # Every periodic task, in one place. Apps add theirs below as they land.
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Pods: dead processes -> exited/failed, lost ones (host or console restart) started again,
+    # stop/terminate timers. By hand: `manage.py reconcile_pods [--every 5]`.
+    "reconcile-pods": {"task": "pods.tasks.reconcile_pods_task", "schedule": 5.0},
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
