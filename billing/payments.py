@@ -404,6 +404,24 @@ def record_payment_failed(
     return True
 
 
+def refresh_open_payment(payment: Payment) -> None:
+    """Ask Stripe about a payment still open here, to show a failure no webhook reported
+    (e.g. 3-D Secure abandoned). Never credits: only the signed webhook does."""
+    if not payment.is_open or not payment.stripe_payment_intent_id:
+        return
+    try:
+        intent = gateway.retrieve_payment_intent(payment.stripe_payment_intent_id)
+    except gateway.GatewayError:
+        return
+    if intent.status in {"requires_payment_method", "canceled"}:
+        record_payment_failed(
+            payment_id=payment.pk,
+            message=intent.error or "The payment was not completed.",
+            intent_id=intent.id,
+        )
+        payment.refresh_from_db()
+
+
 def _after_settled(payment_id: int) -> None:
     """A one-off card (not saved) is detached from the customer once its payment is final."""
     payment = Payment.objects.get(pk=payment_id)

@@ -238,6 +238,16 @@ def create_payment_intent(
     )
 
 
+def retrieve_payment_intent(payment_intent_id: str) -> PaymentIntentResult:
+    data = _call(_client().v1.payment_intents.retrieve, payment_intent_id).to_dict()
+    return PaymentIntentResult(
+        id=data["id"],
+        status=data["status"],
+        error=_last_error(data),
+        metadata=data.get("metadata") or {},
+    )
+
+
 def _declined(error: stripe.CardError) -> PaymentIntentResult:
     body = (error.json_body or {}).get("error", {})
     intent = body.get("payment_intent") or {}

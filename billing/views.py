@@ -184,6 +184,7 @@ def _top_up_started(request, started: payments.TopUpStarted, wants_json: bool) -
 @team_view("billing")
 def payment_detail(request: HttpRequest, payment: str) -> HttpResponse:
     payment = get_object_or_404(Payment.objects.for_team(request.team), public_id=payment)
+    payments.refresh_open_payment(payment)
     context = {"payment": payment, "account": get_account(request.team)}
     if request.htmx:
         return render(request, "billing/_payment_status.html", context)

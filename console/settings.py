@@ -197,6 +197,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Pods: dead processes -> exited/failed, lost ones (host or console restart) started again,
     # stop/terminate timers. By hand: `manage.py reconcile_pods [--every 5]`.
     "reconcile-pods": {"task": "pods.tasks.reconcile_pods_task", "schedule": 5.0},
+    # Billing: auto-recharges and low-balance e-mails due but missed by the per-entry hook
+    # (broker down, worker restart). By hand: `manage.py billing_sweep`.
+    "billing-sweep": {"task": "billing.tasks.billing_sweep_task", "schedule": 300.0},
 }
 
 REST_FRAMEWORK = {

@@ -299,3 +299,17 @@ def test_it_turns_auto_recharge_off_when_its_card_is_removed(stripe_emulator, te
     account = services.get_account(team)
     assert not account.auto_recharge_enabled
     assert account.auto_recharge_card is None
+
+
+def test_it_shows_a_failed_3d_secure_on_the_payment_page(stripe_emulator, team, alice):
+    setup = payments.start_card_setup(team=team, actor=alice)
+    confirm_3ds_card(stripe_emulator, setup)
+    started = payments.start_top_up(
+        team=team, actor=alice, amount=Decimal("25"), setup_intent_id=setup.id
+    )
+    assert browser_authenticates(stripe_emulator["base"], started.client_secret, False).ok
+    page = login(alice).get(reverse("billing_payment", args=[team.slug, started.payment.public_id]))
+    started.payment.refresh_from_db()
+    assert started.payment.status == Payment.Status.FAILED
+    assert "The provided PaymentMethod has failed authentication." in page.content.decode()
+    assert balance(team) == 0
