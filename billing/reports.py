@@ -51,6 +51,7 @@ def chart_data(team: Team) -> dict:
     by_day = spend_by_day(team)
     by_kind = spend_by_kind(team)
     return {
+        "has_spend": any(amount for _, amount in by_kind),
         "days": {
             "labels": [day.isoformat() for day, _ in by_day],
             "values": [as_string(amount) for _, amount in by_day],

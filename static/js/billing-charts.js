@@ -15,7 +15,9 @@
     },
   });
 
-  new Chart(document.getElementById("spend-by-kind"), {
+  const byKind = document.getElementById("spend-by-kind");
+  if (!byKind) return;
+  new Chart(byKind, {
     type: "doughnut",
     data: {
       labels: data.kinds.labels,
