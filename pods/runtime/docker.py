@@ -33,14 +33,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import re
 import select
 import socket
+import ssl
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -74,6 +76,8 @@ ARCHIVE_MAX_BYTES = 4 * 1024**2
 RUNNING_STATES = ("running", "restarting", "paused")
 EXITED_STATES = ("exited", "dead")
 TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d) ")
+TLS_SETTINGS = ("tls_ca_cert", "tls_client_cert", "tls_client_key", "tls_verify")
+CLIENTS: dict[tuple, docker.DockerClient] = {}
 # Engines without per-container disk quotas (overlay off xfs, vfs): learnt once per process.
 NO_DISK_QUOTA: set[str] = set()
 
@@ -173,12 +177,15 @@ class DockerExecPty(PtySession):
         self.sock: socket.socket = getattr(sock, "_sock", sock)
         self.pid_file = pid_file
         self.eof = False
+        self.ended = False
+        self.checked_at = 0.0
 
     def read(self, max_bytes: int = 65536, timeout: float = 0.1) -> bytes:
         if self.eof:
             return b""
-        ready, _, _ = select.select([self.sock], [], [], timeout)
-        if not ready:
+        # A TLS socket may hold decrypted bytes that select() cannot see.
+        buffered = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()
+        if not buffered and not select.select([self.sock], [], [], timeout)[0]:
             return b""
         try:
             data = self.sock.recv(max_bytes)
@@ -202,7 +209,13 @@ class DockerExecPty(PtySession):
 
     @property
     def closed(self) -> bool:
-        return self.eof or self.sock.fileno() < 0 or not self._running()
+        """EOF on the socket, or (asked of the engine at most once a second) the shell ended."""
+        if self.eof or self.ended or self.sock.fileno() < 0:
+            return True
+        if time.monotonic() - self.checked_at >= 1.0:
+            self.checked_at = time.monotonic()
+            self.ended = not self._running()
+        return self.ended
 
     def close(self) -> None:
         if self.sock.fileno() >= 0:
@@ -246,11 +259,20 @@ class DockerBackend(RuntimeBackend):
         except DockerException as error:  # TLSParameterError: a file is missing
             raise RuntimeFailure(f"The machine's TLS settings are unusable: {error}") from error
 
-    @cached_property
+    @property
     def client(self) -> docker.DockerClient:
+        """One client per engine, process and thread: a backend is built for every call, and
+        a new client costs a connection and a version round trip (requests' sessions are not
+        meant to be shared between threads)."""
+        tls = tuple(self.settings.get(key) for key in TLS_SETTINGS)
         timeout = int(self.settings.get("timeout", 60))
-        with engine_errors(f"connect to the container engine at {self.base_url}"):
-            return docker.DockerClient(base_url=self.base_url, tls=self._tls(), timeout=timeout)
+        key = (os.getpid(), threading.get_ident(), self.base_url, tls, timeout)
+        if key not in CLIENTS:
+            with engine_errors(f"connect to the container engine at {self.base_url}"):
+                CLIENTS[key] = docker.DockerClient(
+                    base_url=self.base_url, tls=self._tls(), timeout=timeout
+                )
+        return CLIENTS[key]
 
     def test_connection(self) -> dict:
         """What the admin's "test connection" shows: the engine's version, or RuntimeFailure."""

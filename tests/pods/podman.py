@@ -77,12 +77,20 @@ def wait_for(check, *, seconds: float = 10.0, every: float = 0.1):
 
 
 class RecordedRequests:
-    """Wraps the docker SDK's HTTP session to keep every request it sends to the engine."""
+    """Wraps the docker SDK's HTTP session to keep every request it sends to the engine, for
+    the duration of a `with` block."""
 
     def __init__(self, api) -> None:
+        self.api = api
         self.sent: list[requests.PreparedRequest] = []
         self._send = api.send
-        api.send = self
+
+    def __enter__(self) -> RecordedRequests:
+        self.api.send = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        del self.api.send  # back to the session class's own send
 
     def __call__(self, request: requests.PreparedRequest, **kwargs):
         self.sent.append(request)

@@ -188,8 +188,8 @@ def test_it_requests_gpus_by_device_id_or_count_and_none_without_gpus(backend):
     without = spec("exec sleep 600", mounts=())
     host_configs = []
     for pod in (by_id, by_count, without):
-        recorded = RecordedRequests(backend.client.api)
-        backend.start(pod)  # Podman accepts the request and, having no GPU, ignores it
+        with RecordedRequests(backend.client.api) as recorded:
+            backend.start(pod)  # Podman accepts the request and, having no GPU, ignores it
         host_configs.append(created_host_config(recorded))
         backend.delete_pod_data(pod.pod_id, volume_name=None)
 
@@ -206,9 +206,8 @@ def test_it_asks_for_a_disk_quota_and_starts_without_one_where_the_engine_has_no
 ):
     monkeypatch.setattr(docker_runtime, "NO_DISK_QUOTA", set())
     pod = spec("exec sleep 600", mounts=(), container_disk_gb=5)
-    recorded = RecordedRequests(backend.client.api)
-
-    result = backend.start(pod)
+    with RecordedRequests(backend.client.api) as recorded:
+        result = backend.start(pod)
 
     first, second = recorded.to("POST", "/containers/create")
     assert json.loads(first.body)["HostConfig"]["StorageOpt"] == {"size": "5G"}
@@ -223,9 +222,11 @@ def test_it_asks_for_a_disk_quota_and_starts_without_one_where_the_engine_has_no
 def test_it_pulls_a_missing_image_with_the_registry_credentials(backend):
     auth = {"username": "deploy", "password": "s3cret", "registry": "registry.invalid"}
     pod = spec("true", mounts=(), image="registry.invalid/acme/app:1", registry_auth=auth)
-    recorded = RecordedRequests(backend.client.api)
-
-    with pytest.raises(RuntimeFailure, match="Could not pull image registry.invalid/acme/app:1"):
+    failure = "Could not pull image registry.invalid/acme/app:1"
+    with (
+        RecordedRequests(backend.client.api) as recorded,
+        pytest.raises(RuntimeFailure, match=failure),
+    ):
         backend.start(pod)
 
     [pull] = recorded.to("POST", "/images/create")
@@ -255,6 +256,10 @@ def test_it_opens_a_shell_in_the_container_with_a_pty(backend):
     assert not shell.closed
     shell.close()
     assert shell.closed
+    exiting = backend.open_shell(result.handle)
+    exiting.write(b"exit\n")
+    wait_for(lambda: exiting.read() == b"" and exiting.closed, seconds=5)
+    exiting.close()
     assert not re.search(r"\s/bin/sh$", run(backend, pod.pod_id, "ps"), re.M)  # shell gone
     backend.delete_pod_data(pod.pod_id, volume_name=pod.pod_id)
 
