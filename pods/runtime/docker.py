@@ -363,7 +363,7 @@ class DockerBackend(RuntimeBackend):
                 if "storage" not in str(error.explanation).lower() or mode == "required":
                     message = f"Could not create the container: {error.explanation}"
                     raise RuntimeFailure(message) from error
-                log.info("no container disk quota on %s: %s", self.base_url, error.explanation)
+                log.warning("no container disk quota on %s: %s", self.base_url, error.explanation)
                 NO_DISK_QUOTA.add(self.base_url)
             except (DockerException, requests.RequestException) as error:
                 raise RuntimeFailure(f"Could not create the container: {error}") from error

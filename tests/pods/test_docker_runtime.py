@@ -100,6 +100,7 @@ def test_it_applies_the_memory_and_cpu_limits_and_reports_usage(backend):
     result = backend.start(pod)
     host = backend.client.containers.get(result.handle["container_id"]).attrs["HostConfig"]
     run(backend, pod.pod_id, "dd", "if=/dev/zero", "of=/workspace/blob", "bs=1024", "count=200")
+    run(backend, pod.pod_id, "dd", "if=/dev/zero", "of=/root/scratch", "bs=1024", "count=300")
 
     usage = backend.usage(result.handle)
 
@@ -107,7 +108,8 @@ def test_it_applies_the_memory_and_cpu_limits_and_reports_usage(backend):
     assert usage.memory_bytes > 0
     assert usage.memory_limit_bytes == GIB
     assert usage.processes >= 1
-    assert usage.volume_bytes >= 200 * 1024
+    assert 200 * 1024 <= usage.volume_bytes < 300 * 1024
+    assert usage.container_disk_bytes >= 300 * 1024
     backend.delete_pod_data(pod.pod_id, volume_name=pod.pod_id)
     assert backend.usage(result.handle).memory_bytes == 0
 
