@@ -96,6 +96,24 @@ def rename_team(*, team: Team, actor, name: str) -> Team:
 
 
 @transaction.atomic
+def add_member(*, team: Team, user, role: str, actor) -> Membership:
+    """Staff adding someone directly (the admin site); customers use invite links."""
+    team = _lock_team(team)
+    if Membership.objects.filter(team=team, user=user).exists():
+        raise TeamError(f"{user.email} is already a member of {team.name}.")
+    membership = Membership.objects.create(team=team, user=user, role=role)
+    audit.record(
+        actor=actor,
+        team=team,
+        action="member.added",
+        resource_type="member",
+        resource_id=user.email,
+        details={"role": role},
+    )
+    return membership
+
+
+@transaction.atomic
 def change_role(*, membership: Membership, actor, role: str) -> Membership:
     if role not in Role.values:
         raise TeamError(f"Unknown role {role!r}.")

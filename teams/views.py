@@ -44,6 +44,7 @@ def _fail(request, error: services.TeamError) -> None:
 def members(request):
     team = request.team
     is_admin = request.membership.can("admin")
+    admin_count = Membership.objects.admins().filter(team=team).count()
     invites = []
     if is_admin:
         invites = list(Invite.objects.pending().filter(team=team).select_related("created_by"))
@@ -53,7 +54,8 @@ def members(request):
         "members": Membership.objects.filter(team=team)
         .select_related("user")
         .order_by("user__email"),
-        "admin_count": Membership.objects.admins().filter(team=team).count(),
+        "admin_count": admin_count,
+        "sole_admin": request.membership.role == Role.ADMIN and admin_count == 1,
         "invites": invites,
         "invite_form": InviteForm(),
         "roles": Role.choices,
