@@ -82,3 +82,24 @@ def test_it_tops_up_25_dollars_with_the_test_card(
     payment = Payment.objects.get()
     assert payment.status == Payment.Status.SUCCEEDED
     assert payment.created_by == user
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_saves_a_card_that_needs_3d_secure(stripe_emulator, verified_user, login_page, shot):
+    user = verified_user("ada@example.com")
+    team = Team.objects.create(name="Acme", slug="acme", is_personal=False)
+    Membership.objects.create(user=user, team=team, role=Role.ADMIN)
+    page = login_page(user)
+
+    page.goto("/t/acme/billing/cards/")
+    card = page.locator("#card-element")
+    card.locator("input[placeholder=number]").fill("4000002500003155")
+    card.locator("input[placeholder=exp_month]").fill("12")
+    card.locator("input[placeholder=exp_year]").fill("30")
+    card.locator("input[placeholder=cvc]").fill("123")
+    page.click("#pay-button")
+    page.get_by_role("button", name="Complete authentication").click()
+
+    expect(page.get_by_test_id("saved-card")).to_contain_text("Visa •••• 3155")
+    expect(page.get_by_test_id("saved-card")).to_contain_text("Default")
+    shot(page, "card-saved")
