@@ -39,9 +39,12 @@ start() {
     children+=($!)
 }
 
-for hook in "$ROOT"/scripts/run.d/*.sh; do
-    [ -e "$hook" ] && source "$hook"
-done
+# Without real Stripe keys, run the local Stripe emulator and point the console at it.
+if [ -z "${STRIPE_SECRET_KEY:-}" ]; then
+    STRIPE_EMULATOR_PORT=${STRIPE_EMULATOR_PORT:-$(free_port)}
+    export STRIPE_API_BASE=${STRIPE_API_BASE:-http://127.0.0.1:$STRIPE_EMULATOR_PORT}
+    start stripe "$PY" manage.py stripe_emulator --port "$STRIPE_EMULATOR_PORT"
+fi
 
 start web "$VENV/bin/daphne" -b "$HOST" -p "$PORT" console.asgi:application
 start worker "$VENV/bin/celery" -A console worker --pool=solo --concurrency=1 -l INFO

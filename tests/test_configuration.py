@@ -7,6 +7,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ENV_CALL = re.compile(r"""\benv(?:_bool|_list)?\(\s*["']([A-Z][A-Z0-9_]+)["']""")
 GETENV = re.compile(r"""os\.environ(?:\.get)?[\[(]\s*["']([A-Z][A-Z0-9_]+)["']""")
 IGNORED = {"DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+# Read by programs running inside pods (the seeded demo app), not by the console.
+POD_SIDE = re.compile(r"^(RUNPOD_|DEMO_DATA$)")
 
 
 def variables_read_by_code() -> set[str]:
@@ -16,7 +18,7 @@ def variables_read_by_code() -> set[str]:
             continue
         text = path.read_text()
         names |= set(ENV_CALL.findall(text)) | set(GETENV.findall(text))
-    return names - IGNORED
+    return {name for name in names - IGNORED if not POD_SIDE.match(name)}
 
 
 def documented(path: Path) -> set[str]:
