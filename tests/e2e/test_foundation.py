@@ -86,3 +86,47 @@ def test_it_signs_up_converts_invites_and_joins(new_page, mail_link, shot):
     expect(events).to_contain_text("invite.accepted")
     expect(events).to_contain_text("team.converted")
     shot(alice, "audit-log")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_manages_api_keys_and_two_factor(verified_user, login_page, shot):
+    user = verified_user("erin@example.com")
+    slug = user.memberships.get().team.slug
+    page = login_page(user)
+    page.on("dialog", lambda dialog: dialog.accept())
+
+    page.goto(f"/t/{slug}/")
+    shot(page, "dashboard")
+    page.goto(f"/t/{slug}/settings/")
+    page.get_by_role("link", name="API keys").first.click()
+    page.fill("input[name=name]", "Training cluster")
+    page.get_by_label("Read-only").check()
+    page.get_by_role("button", name="Create key").click()
+    secret = page.locator("#new-api-key").input_value()
+    assert secret.startswith("rpa_")
+    shot(page, "api-key-created")
+    page.get_by_role("button", name="Enabled").click()
+    expect(page.get_by_role("button", name="Disabled")).to_be_visible()
+    page.reload()
+    expect(page.locator("#new-api-key")).to_have_count(0)
+    page.get_by_role("button", name="Revoke").click()
+    expect(page.get_by_text("No API keys yet")).to_be_visible()
+
+    page.goto("/accounts/2fa/")
+    shot(page, "two-factor")
+    page.get_by_role("link", name="Activate").click()
+    page.fill("input[name=password]", PASSWORD)
+    page.get_by_role("button", name="Confirm").click()
+    totp_secret = page.locator("#authenticator_secret").input_value()
+    shot(page, "two-factor-activate")
+    page.fill("input[name=code]", totp_now(totp_secret))
+    page.get_by_role("button", name="Activate").click()
+    expect(page.locator("#recovery_codes")).to_be_visible()
+    shot(page, "recovery-codes")
+
+
+def totp_now(secret: str) -> str:
+    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
+    from django.utils import timezone
+
+    return format_hotp_value(hotp_value(secret, int(timezone.now().timestamp()) // 30))

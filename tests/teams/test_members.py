@@ -109,3 +109,17 @@ def test_it_shows_the_members_page_in_a_bounded_number_of_queries(
     with django_assert_max_num_queries(12):
         response = client.get(url("members"))
     assert response.content.count(b"data-member=") == 16
+
+
+def test_it_explains_a_refusal_in_the_console_layout(team, bob):
+    response = login(bob).get(reverse("audit_log", args=["acme"]))
+    assert response.status_code == 403
+    assert b"Your role (Dev) cannot do this." in response.content
+    assert b"console-sidebar" in response.content
+
+
+def test_it_shows_outsiders_a_plain_not_found_page(team, charlie):
+    response = login(charlie).get(url("members"))
+    assert response.status_code == 404
+    assert b"belongs to a team you are not a member of" in response.content
+    assert b"Acme" not in response.content
