@@ -210,7 +210,12 @@ def test_it_gives_the_pod_its_id_api_key_and_port_variables(
         env=[{"key": "GREETING", "value": "hello world"}],
     )
     backend = get_backend("process")
-    log = wait_for(lambda: (t := backend.read_logs(pod.runtime_handle).text) and "HOME=" in t and t)
+
+    def hostname_printed():
+        text = backend.read_logs(pod.runtime_handle).text
+        return f"\n{pod.public_id}\n" in text and text
+
+    log = wait_for(hostname_printed)
     public = pod.port_mappings[0]["public"]
     assert f"RUNPOD_POD_ID={pod.public_id}" in log
     assert f"RUNPOD_TCP_PORT_22={public}" in log
