@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core import mail
+from django.core.cache import cache
 from django.test import Client
 
 from tests.conftest import make_user
@@ -49,6 +50,13 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if E2E_DIR in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """allauth's rate limits (sign-ins, confirmation mails) live in the cache, which outlives a
+    test; start every browser test with none used."""
+    cache.clear()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ log shows both actions."""
 import re
 
 import pytest
-from django.core.cache import cache
 from playwright.sync_api import Page, expect
 
 from tests.conftest import PASSWORD
@@ -16,7 +15,6 @@ CONFIRM_LINK = r"https?://\S+/accounts/confirm-email/\S+/"
 @pytest.fixture(autouse=True)
 def mandatory_verification(settings):
     settings.ACCOUNT_EMAIL_VERIFICATION = "mandatory"
-    cache.clear()
 
 
 def sign_up(page: Page, email: str) -> None:
