@@ -196,6 +196,8 @@ class NetworkVolume(models.Model):
     size_gb = models.PositiveIntegerField()
     data_center = models.ForeignKey(DataCenter, models.PROTECT, related_name="network_volumes")
     created_at = models.DateTimeField(default=timezone.now)
+    # Every whole minute before this one has been charged (pods.metering).
+    metered_until = models.DateTimeField(null=True, blank=True, db_index=True)
 
     objects = NetworkVolumeQuerySet.as_manager()
 
@@ -292,12 +294,19 @@ class Pod(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
     terminated_at = models.DateTimeField(null=True, blank=True)
+    # Every whole minute before this one has been charged at the status the pod had then
+    # (pods.metering); a status change settles up to it first.
+    metered_until = models.DateTimeField(null=True, blank=True)
 
     objects = PodQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status"]), models.Index(fields=["team", "status"])]
+        indexes = [
+            models.Index(fields=["status"]),
+            models.Index(fields=["team", "status"]),
+            models.Index(fields=["metered_until", "id"], name="pod_metering_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.public_id})"
