@@ -67,6 +67,9 @@ def test_it_requires_email_verification_before_login(db):
     assert page.status_code == 200
     assert client.post(link).status_code == 302
     assert EmailAddress.objects.get(email="dana@example.com").verified
+    assert AuditEvent.objects.filter(
+        action="account.email_confirmed", resource_id="dana@example.com"
+    )
     assert client.get("/").status_code == 302
     assert client.get("/")["Location"].startswith("/t/dana/")
 
@@ -91,6 +94,7 @@ def test_it_resets_a_forgotten_password(db):
     response = client.post(form_url, {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
     assert response.status_code == 302
     assert User.objects.get(email="erin@example.com").check_password(NEW_PASSWORD)
+    assert AuditEvent.objects.filter(action="account.password_reset", team=None).exists()
 
 
 def test_it_changes_the_password(db):
@@ -104,6 +108,7 @@ def test_it_changes_the_password(db):
     assert response.status_code == 302
     user.refresh_from_db()
     assert user.check_password(NEW_PASSWORD)
+    assert AuditEvent.objects.filter(action="account.password_changed", actor=user).exists()
 
 
 def totp_code(secret: str) -> str:
@@ -122,7 +127,9 @@ def activate_totp(client: Client) -> str:
     return secret
 
 
-def test_it_protects_login_with_totp_and_accepts_recovery_codes(db):
+def test_it_protects_login_with_totp_and_accepts_recovery_codes(
+    db, django_capture_on_commit_callbacks
+):
     verified_user("erin@example.com")
     with time_machine.travel("2030-01-01 12:00:00", tick=False):
         client = Client()
@@ -130,8 +137,10 @@ def test_it_protects_login_with_totp_and_accepts_recovery_codes(db):
         # Changing 2FA settings asks for the password again first.
         assert client.get("/accounts/2fa/totp/activate/").status_code == 302
         client.post("/accounts/reauthenticate/", {"password": PASSWORD})
-        secret = activate_totp(client)
+        with django_capture_on_commit_callbacks(execute=True):
+            secret = activate_totp(client)
     assert Authenticator.objects.filter(type=Authenticator.Type.TOTP).exists()
+    assert AuditEvent.objects.filter(action="account.2fa_added", details__type="totp").exists()
     client.get("/accounts/2fa/recovery-codes/")
     codes = Authenticator.objects.get(type=Authenticator.Type.RECOVERY_CODES)
     recovery = codes.wrap().get_unused_codes()[0]
