@@ -68,6 +68,10 @@ class BillingAccount(models.Model):
     auto_recharge_disabled_reason = models.CharField(max_length=255, blank=True)
     low_balance_alert_threshold = money_field(null=True, blank=True)
     low_balance_alerted_at = models.DateTimeField(null=True, blank=True)
+    # Since when the balance has been at or below zero (None while positive): drives the grace
+    # period before a team's stopped pods and then its network volumes are removed.
+    depleted_since = models.DateTimeField(null=True, blank=True)
+    depletion_warned_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

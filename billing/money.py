@@ -54,8 +54,9 @@ def period_share(total: Amount, index: int, parts: int) -> Decimal:
         raise ValueError("parts must be positive")
     total = to_money(total)
     i = index % parts
-    upper = (total * (i + 1) / parts).quantize(QUANTUM, rounding=ROUND_HALF_EVEN)
-    lower = (total * i / parts).quantize(QUANTUM, rounding=ROUND_HALF_EVEN)
+    # Half up, as PostgreSQL's ROUND does for positives: metering computes the same shares in SQL.
+    upper = (total * (i + 1) / parts).quantize(QUANTUM, rounding=ROUND_HALF_UP)
+    lower = (total * i / parts).quantize(QUANTUM, rounding=ROUND_HALF_UP)
     return upper - lower
 
 

@@ -214,3 +214,11 @@ def set_spend_limit_override(*, team: Team, limit: Amount | None, actor) -> Bill
         details={"limit": str(account.spend_limit_override) if limit else "automatic"},
     )
     return account
+
+
+def track_depletion(*, now) -> None:
+    """Note when balances reach zero and forget it when they recover (runs after each tick)."""
+    BillingAccount.objects.filter(balance__lte=0, depleted_since=None).update(depleted_since=now)
+    BillingAccount.objects.filter(balance__gt=0).exclude(depleted_since=None).update(
+        depleted_since=None, depletion_warned_at=None
+    )

@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 
 def env(name: str, default: str = "") -> str:
@@ -201,6 +202,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Billing: auto-recharges and low-balance e-mails due but missed by the per-entry hook
     # (broker down, worker restart). By hand: `manage.py billing_sweep`.
     "billing-sweep": {"task": "billing.tasks.billing_sweep_task", "schedule": 300.0},
+    # Metering: charge every pod and network volume per whole minute, then stop the pods of
+    # teams short of funds and remove what grace periods ended. By hand: `manage.py meter`.
+    "meter": {"task": "pods.tasks.meter_task", "schedule": crontab()},
 }
 
 REST_FRAMEWORK = {
@@ -233,6 +237,7 @@ if not DEBUG:
 # Product settings.
 INVITE_VALID_DAYS = int(env("INVITE_VALID_DAYS", "7"))
 FUNDS_GRACE_DAYS = int(env("FUNDS_GRACE_DAYS", "7"))
+FUNDS_NETWORK_VOLUME_GRACE_DAYS = int(env("FUNDS_NETWORK_VOLUME_GRACE_DAYS", "7"))
 DEFAULT_SPEND_LIMIT_PER_HOUR = Decimal(env("DEFAULT_SPEND_LIMIT_PER_HOUR", "80"))
 # Billing. The hourly spend limit rises with paid history: "paid:limit,..." in dollars (a team
 # that has paid >= $500 in total may spend $200/h); staff override per team in the admin.
@@ -250,5 +255,20 @@ STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = env("STRIPE_API_BASE").rstrip("/")
 PROXY_DOMAIN = env("PROXY_DOMAIN")
+# Fernet key(s) for secrets kept in the database (registry passwords), comma-separated, newest
+# first, to rotate. Unset: derived from SECRET_KEY with HKDF-SHA256, so changing SECRET_KEY
+# makes saved registry passwords unreadable; set this to rotate SECRET_KEY independently.
+FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY")
+if not FIELD_ENCRYPTION_KEY:
+    from base64 import urlsafe_b64encode
+
+    from cryptography.hazmat.primitives.hashes import SHA256
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    FIELD_ENCRYPTION_KEY = urlsafe_b64encode(
+        HKDF(SHA256(), 32, salt=b"console.field-encryption", info=b"fernet").derive(
+            SECRET_KEY.encode()
+        )
+    ).decode()
 DEMO_USER_EMAIL = env("DEMO_USER_EMAIL", "demo@example.com")
 DEMO_USER_PASSWORD = env("DEMO_USER_PASSWORD", "gpu-demo-pass")

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from pods import live
+from pods.metering import change_status
 from pods.models import Pod
 from pods.runtime import MountSpec, PodSpec, PortSpec, RuntimeBackend, RuntimeFailure, get_backend
 from teams import audit
@@ -43,12 +44,6 @@ def _system_audit(pod: Pod, action: str, **details) -> None:
         resource_id=pod.public_id,
         details={"status": pod.status, **details},
     )
-
-
-def _set(pod: Pod, status: str, reason: str = "") -> None:
-    pod.status = status
-    pod.status_reason = reason
-    pod.status_changed_at = timezone.now()
 
 
 def log_tail(pod: Pod, lines: int = 20) -> str:
@@ -94,6 +89,11 @@ def build_spec(pod: Pod, api_key: str) -> PodSpec:
         RUNPOD_DC_ID=pod.machine.data_center_id,
         RUNPOD_API_BASE_URL=settings.SITE_URL,
     )
+    from pods.connect.spec import authorized_keys, registry_auth
+
+    keys = authorized_keys(pod.team)
+    if keys:
+        env.setdefault("PUBLIC_KEY", keys)  # a PUBLIC_KEY the user set themselves wins
     mounts = []
     if pod.network_volume_id:
         name = pod.network_volume.public_id
@@ -112,6 +112,7 @@ def build_spec(pod: Pod, api_key: str) -> PodSpec:
         memory_gb=pod.memory_gb,
         gpu_count=pod.gpu_count,
         working_dir=pod.volume_mount_path,
+        registry_auth=registry_auth(pod.team, pod.image),
     )
 
 
@@ -124,7 +125,7 @@ def _claim_for_boot(pod_id: int) -> bool:
         if pod.status not in (Pod.Status.CREATED, Pod.Status.STARTING):
             return False
         if pod.status == Pod.Status.CREATED:
-            _set(pod, Pod.Status.STARTING)
+            change_status(pod, Pod.Status.STARTING)
             pod.save()
             live.record(pod, "Starting.")
         return True
@@ -153,7 +154,7 @@ def boot_pod(pod_id: int) -> None:
         pod.runtime_handle = result.handle
         pod.port_mappings = [mapping.as_dict() for mapping in result.ports]
         pod.started_at = timezone.now()
-        _set(pod, Pod.Status.RUNNING)
+        change_status(pod, Pod.Status.RUNNING)
         pod.save()
         live.record(pod, "Running.")
         _system_audit(pod, "running", machine=pod.machine.public_id)
@@ -162,7 +163,7 @@ def boot_pod(pod_id: int) -> None:
 def _fail(pod: Pod, reason: str) -> None:
     tail = log_tail(pod)
     revoke_api_key(pod)
-    _set(pod, Pod.Status.FAILED, reason + (f"\n\nLast log lines:\n{tail}" if tail else ""))
+    change_status(pod, Pod.Status.FAILED, reason + (f"\n\nLast log lines:\n{tail}" if tail else ""))
     pod.stopped_at = timezone.now()
     pod.save()
     live.record(pod, reason)
@@ -196,7 +197,7 @@ def halt_pod(pod_id: int) -> None:
         if then == Pod.Status.TERMINATED:
             _finish_terminate(pod, backend)
         else:
-            _set(pod, then)
+            change_status(pod, then)
             pod.save()
             live.record(pod, "Stopped." if then == Pod.Status.EXITED else "Restarting.")
     if then == Pod.Status.STARTING:
@@ -206,7 +207,7 @@ def halt_pod(pod_id: int) -> None:
 def _finish_terminate(pod: Pod, backend: RuntimeBackend) -> None:
     volume_name = pod.volume_name
     public_id = pod.public_id
-    _set(pod, Pod.Status.TERMINATED)
+    change_status(pod, Pod.Status.TERMINATED)
     pod.terminated_at = timezone.now()
     pod.port_mappings = []
     pod.save()
@@ -218,13 +219,16 @@ def _finish_terminate(pod: Pod, backend: RuntimeBackend) -> None:
 
 
 def _claim(pod: Pod, old: str, new: str) -> bool:
-    """Conditional UPDATE: only one reconciler wins a given transition."""
-    won = Pod.objects.filter(pk=pod.pk, status=old).update(
-        status=new, status_changed_at=timezone.now()
-    )
-    if won:
-        pod.status = new
-    return bool(won)
+    """Only one reconciler wins a given transition: the row lock decides, the status check
+    refuses the loser."""
+    with transaction.atomic():
+        locked = Pod.objects.select_for_update(of=("self",)).filter(pk=pod.pk, status=old).first()
+        if locked is None:
+            return False
+        change_status(locked, new)
+        locked.save(update_fields=["status", "status_reason", "status_changed_at", "metered_until"])
+    pod.status = new
+    return True
 
 
 def _process_died(pod: Pod, exit_code: int | None) -> None:
@@ -235,7 +239,7 @@ def _process_died(pod: Pod, exit_code: int | None) -> None:
         pod.exit_code = exit_code
         if exit_code == 0:
             revoke_api_key(pod)
-            _set(pod, Pod.Status.EXITED, "The start command finished (exit code 0).")
+            change_status(pod, Pod.Status.EXITED, "The start command finished (exit code 0).")
             pod.stopped_at = timezone.now()
             pod.save()
             live.record(pod, "Exited with code 0.")

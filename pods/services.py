@@ -17,6 +17,7 @@ from django.utils import timezone
 from billing.money import ZERO, to_money
 from billing.services import Affordability, can_afford
 from pods import live
+from pods.metering import ceil_minute, change_status, settle_network_volume
 from pods.models import (
     CpuInstanceType,
     DataCenter,
@@ -113,12 +114,6 @@ def _audit(actor, pod: Pod, action: str, **details) -> None:
     )
 
 
-def _set_status(pod: Pod, status: str, reason: str = "") -> None:
-    pod.status = status
-    pod.status_reason = reason
-    pod.status_changed_at = timezone.now()
-
-
 def _enqueue(task_name: str, *args) -> None:
     """Run a lifecycle task after commit (eagerly in tests, in a worker otherwise)."""
     from pods import tasks
@@ -159,6 +154,7 @@ def _new_pod(*, team: Team, actor, request: DeployRequest, machine: Machine) -> 
         pricing=request.pricing,
         bid_per_gpu=request.bid_per_gpu if request.pricing == Pod.Pricing.SPOT else None,
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        metered_until=ceil_minute(timezone.now()),
     )
 
 
@@ -212,7 +208,7 @@ def stop_pod(*, actor, pod: Pod, reason: str = "Stopped by a user.") -> Pod:
         pod = _locked(pod)
         if not pod.can_stop():
             raise PodError(f"A {pod.get_status_display().lower()} pod cannot be stopped.")
-        _set_status(pod, Pod.Status.STOPPING, reason)
+        change_status(pod, Pod.Status.STOPPING, reason)
         pod.stop_at = None
         live.record(pod, reason, actor=actor)
         _audit(actor, pod, "stopped")
@@ -250,7 +246,7 @@ def start_pod(*, actor, pod: Pod, zero_gpus: bool = False) -> Pod:
         verdict = affordability(team=pod.team, extra=extra, lock=True)
         if not verdict:
             raise PodError(verdict.reason, code="funds")
-        _set_status(pod, Pod.Status.STARTING)
+        change_status(pod, Pod.Status.STARTING)
         pod.exit_code = None
         pod.save()
         gpus = f" with {pod.gpu_count} GPU{'s' if pod.gpu_count != 1 else ''}" if pod.is_gpu else ""
@@ -266,7 +262,7 @@ def restart_pod(*, actor, pod: Pod) -> Pod:
         pod = _locked(pod)
         if not pod.can_restart():
             raise PodError("Only a running pod can be restarted.")
-        _set_status(pod, Pod.Status.STOPPING, "Restarting.")
+        change_status(pod, Pod.Status.STOPPING, "Restarting.")
         pod.next_status = Pod.Status.STARTING
         pod.save()
         live.record(pod, "Restart requested.", actor=actor)
@@ -282,7 +278,7 @@ def terminate_pod(*, actor, pod: Pod) -> Pod:
         if not pod.can_terminate():
             raise PodError("This pod is already terminated.")
         if pod.status != Pod.Status.STOPPING:
-            _set_status(pod, Pod.Status.STOPPING, "Terminating.")
+            change_status(pod, Pod.Status.STOPPING, "Terminating.")
         pod.stop_at = pod.terminate_at = None
         pod.next_status = Pod.Status.TERMINATED
         pod.save()
@@ -407,7 +403,11 @@ def create_network_volume(
     *, actor, team: Team, name: str, size_gb: int, data_center: DataCenter
 ) -> NetworkVolume:
     volume = NetworkVolume.objects.create(
-        team=team, name=name, size_gb=size_gb, data_center=data_center
+        team=team,
+        name=name,
+        size_gb=size_gb,
+        data_center=data_center,
+        metered_until=ceil_minute(timezone.now()),
     )
     _volume_audit(actor, volume, "created", data_center=data_center.id)
     return volume
@@ -421,6 +421,7 @@ def grow_network_volume(*, actor, volume: NetworkVolume, size_gb: int) -> Networ
             raise PodError(
                 f"The new size must be larger than {volume.size_gb} GB.", field="size_gb"
             )
+        settle_network_volume(volume, at=timezone.now())  # the old size until now
         old = volume.size_gb
         volume.size_gb = size_gb
         volume.save(update_fields=["size_gb"])
@@ -446,6 +447,7 @@ def delete_network_volume(*, actor, volume: NetworkVolume) -> None:
         if volume.in_use:
             names = ", ".join(p.name for p in volume.attached_pods())
             raise PodError(f"This volume is attached to {names}. Terminate those pods first.")
+        settle_network_volume(volume, at=timezone.now())
         _volume_audit(actor, volume, "deleted")
         snapshot = NetworkVolume(public_id=volume.public_id, data_center_id=volume.data_center_id)
         # Terminated pods keep their history; they just no longer point at the volume.

@@ -18,3 +18,12 @@ def halt_pod_task(pod_id: int) -> None:
 @shared_task
 def reconcile_pods_task() -> None:
     lifecycle.reconcile()
+
+
+@shared_task
+def meter_task() -> None:
+    """Charge the minutes that ended since the last tick, then act on teams short of funds."""
+    from pods import funds, metering
+
+    result = metering.meter()
+    funds.enforce(team_ids=result.team_ids)
