@@ -197,7 +197,8 @@ def halt_pod(pod_id: int) -> None:
         if then == Pod.Status.TERMINATED:
             _finish_terminate(pod, backend)
         else:
-            change_status(pod, then)
+            # A stop keeps its reason ("Stopped by its timer", low funds) for the pod page.
+            change_status(pod, then, pod.status_reason if then == Pod.Status.EXITED else "")
             pod.save()
             live.record(pod, "Stopped." if then == Pod.Status.EXITED else "Restarting.")
     if then == Pod.Status.STARTING:

@@ -3,6 +3,7 @@ import pytest
 from console.celery import app as celery_app
 from pods.models import Pod
 from pods.runtime import get_backend
+from tests.billing.conftest import localstripe, stripe_emulator  # noqa: F401 (shared fixtures)
 from tests.pods.factories import catalogue
 
 
