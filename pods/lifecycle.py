@@ -197,10 +197,12 @@ def halt_pod(pod_id: int) -> None:
         if then == Pod.Status.TERMINATED:
             _finish_terminate(pod, backend)
         else:
-            # A stop keeps its reason ("Stopped by its timer", low funds) for the pod page.
-            change_status(pod, then, pod.status_reason if then == Pod.Status.EXITED else "")
+            # A stop keeps its reason ("Stopped by its timer", low funds, preempted).
+            keep = then in (Pod.Status.EXITED, Pod.Status.PREEMPTED)
+            change_status(pod, then, pod.status_reason if keep else "")
             pod.save()
-            live.record(pod, "Stopped." if then == Pod.Status.EXITED else "Restarting.")
+            done = {Pod.Status.EXITED: "Stopped.", Pod.Status.PREEMPTED: "Preempted."}
+            live.record(pod, done.get(then, "Restarting."))
     if then == Pod.Status.STARTING:
         boot_pod(pod_id)
 

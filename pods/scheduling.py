@@ -6,8 +6,9 @@ deploys queue on the same rows and never place more GPUs than a machine has.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
-from pods.models import CloudType, CpuInstanceType, DataCenter, GpuType, Machine
+from pods.models import CloudType, CpuInstanceType, DataCenter, GpuType, Machine, Pod
 
 
 class PlacementError(Exception):
@@ -25,6 +26,11 @@ class Need:
     gpu_type: GpuType | None = None
     gpu_count: int = 0
     cpu_instance: CpuInstanceType | None = None
+    # A spot bid per GPU; None for on-demand, which outbids every spot pod.
+    bid_per_gpu: Decimal | None = None
+
+    def outbids(self, pod: Pod) -> bool:
+        return self.bid_per_gpu is None or pod.bid_per_gpu < self.bid_per_gpu
 
     def where(self) -> str:
         text = CloudType(self.cloud_type).label
@@ -56,15 +62,51 @@ def narrow(need: Need):
     return machines
 
 
-def place(need: Need) -> Machine:
-    """Lock the candidates and pick one that fits. Call inside transaction.atomic()."""
+@dataclass(frozen=True)
+class Placement:
+    machine: Machine
+    # Spot pods whose GPUs the new pod takes: the lowest bids, just enough of them.
+    preempt: tuple[Pod, ...] = ()
+
+
+def place(need: Need) -> Placement:
+    """Lock the candidates and pick one that fits, preempting lower spot bids only when no
+    machine has enough free GPUs. Call inside transaction.atomic()."""
     machines = narrow(need)
     ids = list(machines.select_for_update().order_by("pk").values_list("pk", flat=True))
     # Read capacity after the locks: any deploy that got here first has committed its pod.
     ranked = Machine.objects.filter(pk__in=ids).with_capacity()
-    if need.gpu_type is not None:
-        return _fit_gpus(need, ranked)
-    return _fit_cpu(need, ranked)
+    if need.gpu_type is None:
+        return Placement(_fit_cpu(need, ranked))
+    try:
+        return Placement(_fit_gpus(need, ranked))
+    except PlacementError:
+        placement = _fit_by_preempting(need, ranked)
+        if placement is None:
+            raise
+        return placement
+
+
+def _fit_by_preempting(need: Need, ranked) -> Placement | None:
+    """The machine where the fewest, cheapest spot pods make room (SPEC.md: an on-demand
+    start or a higher bid preempts the lowest bids)."""
+    best: tuple | None = None
+    for machine in ranked:
+        victims, freed = [], max(machine.free_gpus, 0)
+        spot = machine.pods.filter(
+            status__in=Pod.HOLDING, pricing=Pod.Pricing.SPOT, gpu_count__gt=0
+        )
+        for pod in spot.order_by("bid_per_gpu", "created_at"):
+            if freed >= need.gpu_count or not need.outbids(pod):
+                break
+            victims.append(pod)
+            freed += pod.gpu_count
+        if freed < need.gpu_count:
+            continue
+        cost = (sum(p.bid_per_gpu * p.gpu_count for p in victims), len(victims), machine.pk)
+        if best is None or cost < best[0]:
+            best = (cost, Placement(machine, tuple(victims)))
+    return best[1] if best else None
 
 
 def _fit_gpus(need: Need, ranked) -> Machine:

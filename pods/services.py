@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -74,6 +75,7 @@ class DeployRequest:
             gpu_type=self.gpu_type,
             gpu_count=self.gpu_count,
             cpu_instance=self.cpu_instance,
+            bid_per_gpu=self.bid_per_gpu if self.pricing == Pod.Pricing.SPOT else None,
         )
 
     def price(self) -> PodPrice:
@@ -168,9 +170,14 @@ def deploy_pod(*, actor, team: Team, request: DeployRequest) -> Pod:
         raise PodError("That network volume is not yours.", field="network_volume")
     with transaction.atomic():
         try:
-            machine = place(request.need())
+            placement = place(request.need())
         except PlacementError as error:
             raise PodError(str(error), field=error.field, code="placement") from error
+        machine = placement.machine
+        # Victims are locked before the account row, the order metering ticks use (pods, then
+        # accounts), so the two cannot deadlock; a refused deploy rolls the preemption back.
+        for victim in placement.preempt:
+            preempt_pod(pod=victim, by=request)
         price = request.price()
         verdict = affordability(team=team, extra=price.total, lock=True)
         if not verdict:
@@ -188,6 +195,37 @@ def deploy_pod(*, actor, team: Team, request: DeployRequest) -> Pod:
         )
         _enqueue("boot_pod_task", pod.pk)
     return pod
+
+
+def preempt_pod(*, pod: Pod, by: DeployRequest) -> Pod:
+    """Take a spot pod's GPUs for an on-demand deploy or a higher bid: SIGTERM, SIGKILL 5 s
+    later (in the worker), status preempted, volume kept, its owner told."""
+    pod = _locked(pod)
+    winner = "an on-demand pod" if by.pricing == Pod.Pricing.ON_DEMAND else "a higher spot bid"
+    reason = f"Preempted by {winner}: spot pods yield their GPUs. Your volume is kept."
+    change_status(pod, Pod.Status.STOPPING, reason)
+    pod.next_status = Pod.Status.PREEMPTED
+    pod.save()
+    live.record(pod, reason)
+    _audit(None, pod, "preempted", bid_per_gpu=str(pod.bid_per_gpu), by=winner)
+    _enqueue("halt_pod_task", pod.pk)
+    transaction.on_commit(lambda: notify_preempted(pod))
+    return pod
+
+
+def notify_preempted(pod: Pod) -> None:
+    from billing.emails import send
+
+    owner = pod.created_by
+    send(
+        "pod_preempted",
+        to=[owner.email] if owner else [],
+        context={
+            "pod": pod,
+            "team": pod.team,
+            "pod_url": settings.SITE_URL + pod.get_absolute_url(),
+        },
+    )
 
 
 # Lifecycle verbs -----------------------------------------------------------------------------
