@@ -12,6 +12,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from console.routing import websocket_urlpatterns  # noqa: E402
+from pods.connect.asgi import ProxyRouter  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -21,3 +22,5 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+# Pods' HTTP ports (/proxy/<pod>-<port>/ and <pod>-<port>.PROXY_DOMAIN) bypass Django: streamed.
+application = ProxyRouter(application)

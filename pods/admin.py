@@ -1,4 +1,4 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from pods.models import (
     CpuInstanceType,
@@ -10,6 +10,8 @@ from pods.models import (
     PodEvent,
     PodTemplate,
 )
+from pods.runtime import RuntimeFailure, get_backend
+from pods.runtime.process import bwrap_works
 
 
 @admin.register(GpuType)
@@ -48,13 +50,34 @@ class MachineAdmin(admin.ModelAdmin):
     list_editable = ["is_listed", "is_online"]
     search_fields = ["name", "public_id"]
     readonly_fields = ["public_id"]
+    actions = ["test_connection"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_capacity().select_related("gpu_type")
 
+    @admin.action(description="Test the connection to the machine's runtime")
+    def test_connection(self, request, queryset) -> None:
+        for machine in queryset:
+            level, text = connection_report(machine)
+            self.message_user(request, f"{machine.name}: {text}", level)
+
     @admin.display(description="free GPUs", ordering="free_gpus")
     def free_gpus_display(self, machine: Machine) -> int:
         return machine.free_gpus
+
+
+def connection_report(machine: Machine) -> tuple[int, str]:
+    """(message level, text) for the admin's "test connection" action."""
+    try:
+        backend = get_backend(machine.runtime, machine.runtime_settings)
+        if machine.runtime == "process":
+            sandbox = "bubblewrap sandbox" if bwrap_works() else "no sandbox (bubblewrap missing)"
+            return messages.SUCCESS, f"process runtime: pods run on the console's host, {sandbox}."
+        info = backend.test_connection()
+    except RuntimeFailure as error:
+        return messages.ERROR, f"connection failed: {error}"
+    details = ", ".join(f"{key} {value}" for key, value in info.items() if value)
+    return messages.SUCCESS, f"connected to the {machine.runtime} engine ({details})."
 
 
 @admin.register(PodTemplate)

@@ -227,6 +227,11 @@ class PodQuerySet(models.QuerySet):
         return self.filter(status__in=Pod.HOLDING)
 
 
+class ProxyAccess(models.TextChoices):
+    TEAM = "team", "Team only"
+    PUBLIC = "public", "Public"
+
+
 class Pod(models.Model):
     class Status(models.TextChoices):
         CREATED = "created", "Created"
@@ -297,6 +302,12 @@ class Pod(models.Model):
     # Every whole minute before this one has been charged at the status the pod had then
     # (pods.metering); a status change settles up to it first.
     metered_until = models.DateTimeField(null=True, blank=True)
+    proxy_access = models.CharField(
+        max_length=8,
+        choices=ProxyAccess.choices,
+        default=ProxyAccess.TEAM,
+        help_text="Who may open the pod's HTTP ports through the console's proxy",
+    )
 
     objects = PodQuerySet.as_manager()
 
@@ -370,3 +381,53 @@ class PodEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pod_id} {self.status}: {self.message}"
+
+
+class SshKey(models.Model):
+    """A person's SSH public key. Keys belong to the person, not a team: every pod of every
+    team they may connect to gets them (as PUBLIC_KEY, see pods.connect.spec)."""
+
+    public_id = models.CharField(max_length=14, unique=True, default=new_public_id)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="ssh_keys")
+    name = models.CharField(max_length=100)
+    key_type = models.CharField(max_length=40)
+    public_key = models.TextField(help_text="One OpenSSH line: type, base64 key, comment")
+    fingerprint = models.CharField(max_length=64, help_text="SHA256, as ssh-keygen -l shows it")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "SSH key"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "fingerprint"], name="ssh_key_once_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_type} SHA256:{self.fingerprint})"
+
+
+class RegistryCredential(models.Model):
+    """A login for a private image registry, used when a pod's image is pulled. The password
+    is stored encrypted (pods.connect.crypto) and never shown again."""
+
+    public_id = models.CharField(max_length=14, unique=True, default=new_public_id)
+    team = models.ForeignKey(Team, models.CASCADE, related_name="registry_credentials")
+    name = models.CharField(max_length=100)
+    registry = models.CharField(
+        max_length=255, help_text="Host (and optional path prefix), e.g. ghcr.io or docker.io"
+    )
+    username = models.CharField(max_length=255)
+    password_encrypted = models.TextField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["registry", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "name"], name="registry_credential_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.username}@{self.registry})"

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from pods import views
+from pods.connect import views as connect
 
 urlpatterns = [
     path("pods/", views.pod_list, name="pod_list"),
@@ -30,5 +31,15 @@ urlpatterns = [
         "storage/volumes/<slug:volume_id>/delete/",
         views.network_volume_delete,
         name="network_volume_delete",
+    ),
+    path("pods/<slug:pod_id>/terminal/", connect.pod_terminal, name="pod_terminal"),
+    path("pods/<slug:pod_id>/proxy-access/", connect.pod_proxy_access, name="pod_proxy_access"),
+    path("settings/ssh-keys/", connect.ssh_keys, name="ssh_keys"),
+    path("settings/ssh-keys/<slug:key_id>/delete/", connect.ssh_key_delete, name="ssh_key_delete"),
+    path("settings/registries/", connect.registry_credentials, name="registry_credentials"),
+    path(
+        "settings/registries/<slug:credential_id>/delete/",
+        connect.registry_credential_delete,
+        name="registry_credential_delete",
     ),
 ]
