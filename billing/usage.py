@@ -140,9 +140,9 @@ def _move_balances(cursor) -> None:
     accounts = BillingAccount._meta.db_table
     cursor.execute(
         f"""
-        UPDATE {accounts} SET balance = balance + (
-            SELECT SUM(s.amount) FROM {STAGE} s WHERE s.team_id = {accounts}.team_id)
-        WHERE team_id IN (SELECT team_id FROM {STAGE})
+        UPDATE {accounts} SET balance = {accounts}.balance + totals.total
+        FROM (SELECT team_id, SUM(amount) AS total FROM {STAGE} GROUP BY team_id) AS totals
+        WHERE {accounts}.team_id = totals.team_id
         """
     )
 
