@@ -87,3 +87,26 @@ def pod_price(pod, *, status: str) -> PodPrice:
         running=running, container_disk_gb=pod.container_disk_gb, volume_gb=volume_gb
     )
     return PodPrice(compute, storage)
+
+
+@dataclass(frozen=True)
+class Spent:
+    compute: Decimal
+    storage: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.compute + self.storage
+
+
+def spent(pod) -> Spent:
+    """What the pod has been charged so far, from its usage entries in the ledger."""
+    from django.db.models import Q, Sum
+
+    from billing.models import LedgerEntry
+
+    totals = LedgerEntry.objects.filter(source_type="pod", source_id=pod.public_id).aggregate(
+        compute=Sum("amount", filter=Q(kind=LedgerEntry.Kind.USAGE_COMPUTE)),
+        storage=Sum("amount", filter=Q(kind=LedgerEntry.Kind.USAGE_STORAGE)),
+    )
+    return Spent(-(totals["compute"] or ZERO), -(totals["storage"] or ZERO))

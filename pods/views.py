@@ -23,7 +23,7 @@ from pods.forms import (
 )
 from pods.lifecycle import backend_for
 from pods.models import CpuInstanceType, GpuType, NetworkVolume, Pod, PodTemplate
-from pods.pricing import network_volume_per_hour
+from pods.pricing import network_volume_per_hour, spent
 from pods.runtime import RuntimeFailure
 from pods.scheduling import free_gpu_counts
 from teams.access import team_view
@@ -93,6 +93,7 @@ def pod_detail(request, pod_id: str):
     context = {
         "pod": pod,
         "price": pod.price(),
+        "spent": spent(pod),
         "events": pod.events.select_related("actor")[:50],
         "usage": _usage(pod),
         "log_text": log_text,

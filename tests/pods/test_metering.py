@@ -222,3 +222,14 @@ def test_a_tick_killed_halfway_is_completed_by_the_next(monkeypatch):
 def period_sum(hourly: Decimal, minutes: int) -> Decimal:
     first = int(T0.timestamp()) // 60
     return sum((period_share(hourly, first + i, 60) for i in range(minutes)), Decimal(0))
+
+
+def test_the_pod_page_shows_what_the_pod_has_cost_so_far(team, parts, alice):
+    from django.urls import reverse
+
+    from tests.conftest import login
+
+    pod = running_pod(team, parts["machine"], volume_gb=20)
+    meter(until=T0 + timedelta(minutes=60))
+    html = login(alice).get(reverse("pod_detail", args=[team.slug, pod.public_id])).content
+    assert b'data-testid="spent">$0.79<' in html  # $0.79 compute + $0.0028 storage
