@@ -70,26 +70,36 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         await self._audit(opened=True)
         self.stopping = threading.Event()
         loop = asyncio.get_running_loop()
-        self.reader = threading.Thread(target=self._pump, args=(loop,), daemon=True)
+        self.reader = threading.Thread(target=self._pump, args=(self.session, loop), daemon=True)
         self.reader.start()
 
-    def _pump(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _pump(self, session: PtySession, loop: asyncio.AbstractEventLoop) -> None:
         """The shell's output to the browser, in a thread: PtySession.read blocks."""
         while not self.stopping.is_set():
             try:
-                data = self.session.read(65536, READ_TIMEOUT)
+                data = session.read(65536, READ_TIMEOUT)
             except OSError:
                 data = b""
             if data:
-                future = asyncio.run_coroutine_threadsafe(self.send(bytes_data=data), loop)
-            elif self.session.closed:
-                future = asyncio.run_coroutine_threadsafe(self._shell_ended(), loop)
+                step = self.send(bytes_data=data)
+            elif session.closed:
                 self.stopping.set()
+                step = self._shell_ended()
             else:
                 continue
             try:
-                future.result(timeout=30)  # one chunk at a time: a slow browser slows the shell
-            except (FutureTimeout, RuntimeError, asyncio.CancelledError):
+                future = asyncio.run_coroutine_threadsafe(step, loop)
+            except RuntimeError:  # the event loop is closed: so is the socket
+                step.close()
+                return
+            try:
+                # One chunk at a time: a slow browser slows the shell down instead of piling up.
+                future.result(timeout=30)
+            except (FutureTimeout, asyncio.CancelledError):
+                future.cancel()
+                return
+            except Exception:  # noqa: BLE001 - a send on a closing socket; nothing to tell
+                log.debug("terminal output stopped", exc_info=True)
                 return
 
     async def _shell_ended(self) -> None:
