@@ -14,7 +14,7 @@ from decimal import Decimal
 from django.db import connection, transaction
 
 from billing.models import BillingAccount, LedgerEntry
-from billing.money import ZERO
+from billing.money import ZERO, to_money
 
 # Columns the caller's SELECT must produce, in this order.
 USAGE_COLUMNS = (
@@ -100,7 +100,7 @@ def _staged_totals(cursor) -> tuple[int, Decimal]:
     cursor.execute(f"SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM {STAGE}")
     count, total = cursor.fetchone()
     # SQLite (the embedded demo) hands back a float; PostgreSQL a Decimal.
-    return count, Decimal(str(total))
+    return count, to_money(Decimal(str(total)))
 
 
 def _public_id_sql() -> str:
@@ -110,7 +110,7 @@ def _public_id_sql() -> str:
     if connection.vendor == "postgresql":
         return f"'u' || lpad(to_hex(nextval('{table}_usage_seq')), 13, '0')"
     return (
-        f"'u' || printf('%013x', (SELECT COALESCE(MAX(id), 0) FROM {table}) "
+        f"'u' || printf('%%013x', (SELECT COALESCE(MAX(id), 0) FROM {table}) "
         "+ row_number() OVER (ORDER BY s.idempotency_key))"
     )
 
