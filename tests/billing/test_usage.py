@@ -95,14 +95,3 @@ def test_it_charges_once_when_two_batches_race():
     assert LedgerEntry.objects.filter(team=team).count() == 40
     assert BillingAccount.objects.get(team=team).balance == Decimal("-10")
     call_command("check_ledger")
-
-
-def test_the_sqlite_public_id_expression_escapes_its_percent_sign(settings):
-    """The embedded demo (SQLite) formats usage ids with printf('%013x'): params are passed,
-    so the sign must reach the driver as %%."""
-    from unittest import mock
-
-    from billing import usage
-
-    with mock.patch.object(usage.connection, "vendor", "sqlite"):
-        assert "printf('%%013x'" in usage._public_id_sql()
