@@ -4,6 +4,7 @@ and redirect or render; the work is in pods.services."""
 from __future__ import annotations
 
 from django.contrib import messages
+from django.db.models import Prefetch
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -360,16 +361,21 @@ def storage(request):
 
 
 def _storage_page(request, form: NetworkVolumeForm | None):
-    volumes = NetworkVolume.objects.for_team(request.team).select_related("data_center")
+    attached = Prefetch("pods", Pod.objects.live(), to_attr="live_pods")
+    volumes = (
+        NetworkVolume.objects.for_team(request.team)
+        .select_related("data_center")
+        .prefetch_related(attached)
+    )
     rows = [
-        {"volume": v, "pods": list(v.attached_pods()), "price": network_volume_per_hour(v.size_gb)}
+        {"volume": v, "pods": v.live_pods, "price": network_volume_per_hour(v.size_gb)}
         for v in volumes
     ]
     pods = (
         Pod.objects.for_team(request.team)
         .live()
         .filter(volume_gb__gt=0, network_volume=None)
-        .select_related("machine")
+        .select_related("machine", "gpu_type", "cpu_instance")
     )
     context = {
         "volumes": rows,
