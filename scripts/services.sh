@@ -8,6 +8,8 @@ start_services() {
     local pg_port redis_port
     pg_port=$(free_port)
     redis_port=$(free_port)
+    # initdb refuses root; the binaries may be on the machine without the package's user.
+    id postgres >/dev/null 2>&1 || useradd --system --user-group --no-create-home postgres
     install -d -o postgres -g postgres "$SERVICES_DIR/pg" "$SERVICES_DIR/sock"
     log "starting PostgreSQL on 127.0.0.1:$pg_port"
     su postgres -s /bin/sh -c "$PG_BIN/initdb -D $SERVICES_DIR/pg/data -A trust -U postgres -E UTF8 >$SERVICES_DIR/pg/initdb.log 2>&1"
