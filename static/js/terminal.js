@@ -51,6 +51,18 @@
     };
   }
 
+  // Ctrl+C copies when text is selected (as in most terminal apps); without a selection it
+  // still interrupts. Pasting is the browser's own paste event, which xterm.js handles.
+  term.attachCustomKeyEventHandler((event) => {
+    const copy = event.type === "keydown" && event.ctrlKey && !event.altKey && event.code === "KeyC";
+    if (copy && term.hasSelection()) {
+      navigator.clipboard.writeText(term.getSelection());
+      term.clearSelection();
+      event.preventDefault();
+      return false;
+    }
+    return true;
+  });
   term.onData((data) => send({ type: "input", data: data }));
   window.addEventListener("resize", () => resize());
   reconnect.addEventListener("click", () => { term.write("\r\n"); connect(); });
