@@ -137,7 +137,34 @@ def env_row_count(data, default: int = 1) -> int:
     return max(0, min(rows, MAX_ENV_ROWS))
 
 
-class DeployForm(EnvRowsMixin, forms.Form):
+class ContainerFieldsMixin(EnvRowsMixin):
+    """What the deploy wizard and templates both configure: image, mount path, ports, env."""
+
+    def clean_image(self) -> str:
+        return validate_image(self.cleaned_data["image"])
+
+    def clean_volume_mount_path(self) -> str:
+        return validate_mount_path(self.cleaned_data["volume_mount_path"])
+
+    def clean_http_ports(self) -> list[dict]:
+        return parse_ports(self.cleaned_data["http_ports"], "http")
+
+    def clean_tcp_ports(self) -> list[dict]:
+        return parse_ports(self.cleaned_data["tcp_ports"], "tcp")
+
+    def _clean_ports(self, data: dict) -> None:
+        """Across both lists: unique, at most 10; sets data["ports"] when both are valid."""
+        if "http_ports" not in data or "tcp_ports" not in data:
+            return
+        ports = data["http_ports"] + data["tcp_ports"]
+        messages = check_ports(data["http_ports"], data["tcp_ports"])
+        for message in messages:
+            self.add_error("tcp_ports" if data["tcp_ports"] else "http_ports", message)
+        if not messages:
+            data["ports"] = ports
+
+
+class DeployForm(ContainerFieldsMixin, forms.Form):
     compute = forms.ChoiceField(choices=[("gpu", "GPU"), ("cpu", "CPU")], initial="gpu")
     min_vram = forms.IntegerField(required=False, min_value=0, max_value=1024)
     cloud_type = forms.ChoiceField(choices=CloudType.choices, initial=CloudType.SECURE)
@@ -183,23 +210,11 @@ class DeployForm(EnvRowsMixin, forms.Form):
             self.fields["gpu_count"].choices = [(n, n) for n in gpu_counts]
         self.add_env_fields(env_row_count(self.data if self.is_bound else {}, 1))
 
-    def clean_image(self) -> str:
-        return validate_image(self.cleaned_data["image"])
-
-    def clean_volume_mount_path(self) -> str:
-        return validate_mount_path(self.cleaned_data["volume_mount_path"])
-
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
         if any(ord(ch) < 32 for ch in name):
             raise ValidationError("No control characters in a name.")
         return name
-
-    def clean_http_ports(self) -> list[dict]:
-        return parse_ports(self.cleaned_data["http_ports"], "http")
-
-    def clean_tcp_ports(self) -> list[dict]:
-        return parse_ports(self.cleaned_data["tcp_ports"], "tcp")
 
     def clean(self) -> dict:
         data = super().clean()
@@ -219,12 +234,6 @@ class DeployForm(EnvRowsMixin, forms.Form):
             self.add_error("gpu_type", _required("Choose a GPU type."))
         if not data.get("gpu_count"):
             self.add_error("gpu_count", _required("Choose how many GPUs."))
-
-    def _clean_ports(self, data: dict) -> None:
-        if "http_ports" not in data or "tcp_ports" not in data:
-            return
-        for message in check_ports(data["http_ports"], data["tcp_ports"]):
-            self.add_error("tcp_ports" if data["tcp_ports"] else "http_ports", message)
 
     def _clean_network_volume(self, data: dict) -> None:
         volume, center = data.get("network_volume"), data.get("data_center")
@@ -303,7 +312,7 @@ def apply_template(data, template: PodTemplate) -> None:
     data["applied_template"] = template.public_id
 
 
-class TemplateForm(EnvRowsMixin, forms.ModelForm):
+class TemplateForm(ContainerFieldsMixin, forms.ModelForm):
     http_ports = forms.CharField(required=False, max_length=200, help_text="e.g. 8888, 8080")
     tcp_ports = forms.CharField(required=False, max_length=200, help_text="e.g. 22")
 
@@ -339,25 +348,10 @@ class TemplateForm(EnvRowsMixin, forms.ModelForm):
         self.fields["container_disk_gb"].validators.append(_range(1, 1000))
         self.fields["volume_gb"].validators.append(_range(0, 4000))
 
-    def clean_image(self) -> str:
-        return validate_image(self.cleaned_data["image"])
-
-    def clean_volume_mount_path(self) -> str:
-        return validate_mount_path(self.cleaned_data["volume_mount_path"])
-
-    def clean_http_ports(self) -> list[dict]:
-        return parse_ports(self.cleaned_data["http_ports"], "http")
-
-    def clean_tcp_ports(self) -> list[dict]:
-        return parse_ports(self.cleaned_data["tcp_ports"], "tcp")
-
     def clean(self) -> dict:
         data = super().clean()
         data["env"] = self.clean_env()
-        if "http_ports" in data and "tcp_ports" in data:
-            for message in check_ports(data["http_ports"], data["tcp_ports"]):
-                self.add_error("tcp_ports", message)
-            data["ports"] = data["http_ports"] + data["tcp_ports"]
+        self._clean_ports(data)
         return data
 
     def values(self) -> dict:

@@ -139,3 +139,20 @@ def test_it_cannot_edit_official_or_other_teams_templates(team, alice, charlie):
     except services.PodError as error:
         assert "Official" in str(error)
     assert PodTemplate.objects.filter(pk=official.pk).exists()
+
+
+def test_it_refuses_a_port_in_both_lists_on_a_template(team, alice):
+    data = {
+        "name": "Clash",
+        "image": "python:3.11-slim",
+        "container_disk_gb": "5",
+        "volume_gb": "1",
+        "volume_mount_path": "/workspace",
+        "http_ports": "8000",
+        "tcp_ports": "8000",
+        "env_rows": "0",
+        "action": "save",
+    }
+    response = login(alice).post(reverse("template_create", args=[team.slug]), data)
+    assert 'data-error-for="tcp_ports"' in response.content.decode()
+    assert not PodTemplate.objects.exists()
