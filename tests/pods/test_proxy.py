@@ -247,3 +247,22 @@ def test_it_lists_proxy_urls_and_the_ssh_command_on_the_pod_page(pod, alice, set
     settings.PROXY_DOMAIN = "proxy.example.com"
     html = page.get("/t/acme/pods/?partial=table").content.decode()
     assert f"//{pod.public_id}-8080.proxy.example.com/" in html
+
+
+def test_it_echoes_websockets_on_a_public_pods_own_host(pod, alice, settings):
+    services.set_proxy_access(actor=alice, pod=pod, access=ProxyAccess.PUBLIC)
+    settings.PROXY_DOMAIN = "proxy.test"
+    host = f"{pod.public_id}-8080.proxy.test".encode()
+
+    async def scenario(origin: bytes) -> tuple[bool, str]:
+        headers = [(b"host", host), (b"origin", origin)]
+        socket = WebsocketCommunicator(application, "/socket", headers=headers)
+        connected, _ = await socket.connect(timeout=10)
+        hello = await socket.receive_from(timeout=5) if connected else ""
+        await socket.disconnect()
+        return connected, hello
+
+    connected, hello = async_to_sync(scenario)(b"http://" + host)
+    assert connected and hello == f"path:/socket host:{host.decode()}"
+    other_pod = f"http://{pod.public_id}-9000.proxy.test".encode()
+    assert async_to_sync(scenario)(other_pod) == (False, "")
