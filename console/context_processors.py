@@ -1,10 +1,11 @@
 from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 
-from teams.access import role_can
+from teams.access import CAPABILITIES, role_can
 from teams.models import Membership
 
 # (label, icon, url name, capability). A section whose URL is not there yet says "coming".
+# A url name may be a list of (url name, capability): the first one the role can open.
 NAVIGATION = [
     ("Dashboard", "speedometer2", "dashboard", "member"),
     ("Pods", "hdd-stack", "pod_list", "use"),
@@ -12,22 +13,37 @@ NAVIGATION = [
     ("Templates", "layers", "template_list", "use"),
     ("Storage", "database", "storage", "use"),
     ("Billing", "credit-card", "billing", "billing"),
+    # The signed-in person's own link and commissions, not the team's: every role.
+    ("Referrals", "gift", "referrals", "member"),
     ("Team", "people", "members", "member"),
-    ("Settings", "gear", "settings", "admin"),
+    ("Settings", "gear", [("settings", "admin"), ("ssh_keys", "use")], "use"),
     ("Audit log", "journal-text", "audit_log", "admin"),
 ]
 
 
+# Pages that light up a section other than the one their own url name names.
+SECTION_OF = {"api_keys": "settings", "registry_credentials": "settings"}
+
+
+def _first_allowed(name, role: str) -> str:
+    if isinstance(name, str):
+        return name
+    return next(url_name for url_name, capability in name if role_can(role, capability))
+
+
 def _nav(team_slug: str, role: str, current: str) -> list[dict]:
+    current = SECTION_OF.get(current, current)
     items = []
     for label, icon, name, capability in NAVIGATION:
         if not role_can(role, capability):
             continue
+        url_name = _first_allowed(name, role)
         try:
-            url = reverse(name, args=[team_slug])
+            url = reverse(url_name, args=[team_slug])
         except NoReverseMatch:
             url = None
-        items.append({"label": label, "icon": icon, "url": url, "active": current == name})
+        names = {name} if isinstance(name, str) else {url_name for url_name, _ in name}
+        items.append({"label": label, "icon": icon, "url": url, "active": current in names})
     return items
 
 
@@ -51,5 +67,6 @@ def console(request) -> dict:
         membership=membership,
         my_memberships=memberships,
         nav=_nav(membership.team.slug, membership.role, current),
+        caps={capability: role_can(membership.role, capability) for capability in CAPABILITIES},
     )
     return context
