@@ -25,6 +25,21 @@ class Route:
         return kwargs
 
 
+@dataclass(frozen=True)
+class ApiRoute:
+    """One REST API action: URL name and HTTP method. The API finds the team from the key (or,
+    with a browser session, from `?team=<slug>`); the matrix test uses a session."""
+
+    name: str
+    method: str
+    capability: str
+    make_kwargs: Callable | None = None
+    data: dict = field(default_factory=dict)
+
+    def kwargs_for(self, team) -> dict:
+        return self.make_kwargs(team) if self.make_kwargs else {}
+
+
 # URL names that are not team-scoped pages, with the reason they are outside the matrix.
 EXEMPT: dict[str, str] = {
     "home": "redirects to the user's own team",

@@ -2,6 +2,7 @@
 answer. A new URL under /t/<team>/ without a Route fails test_every_team_view_has_a_route."""
 
 import importlib
+import json
 import pkgutil
 
 import pytest
@@ -12,12 +13,12 @@ import tests
 from teams.access import role_can
 from teams.models import Membership, Role, Team
 from tests.conftest import make_user
-from tests.role_matrix import Route
+from tests.role_matrix import ApiRoute, Route
 
 ACTORS = ["anonymous", "outsider", *[r.value for r in Role]]
 
 
-def load_routes() -> list[Route]:
+def load_routes(name: str) -> list:
     routes = []
     for module in pkgutil.iter_modules(tests.__path__):
         if not module.ispkg:
@@ -26,11 +27,12 @@ def load_routes() -> list[Route]:
             matrix = importlib.import_module(f"tests.{module.name}.matrix")
         except ModuleNotFoundError:
             continue
-        routes.extend(matrix.ROUTES)
+        routes.extend(getattr(matrix, name, []))
     return routes
 
 
-ROUTES = load_routes()
+ROUTES: list[Route] = load_routes("ROUTES")
+API_ROUTES: list[ApiRoute] = load_routes("API_ROUTES")
 
 
 def team_url_names(resolver=None, inside_team=False) -> set[str]:
@@ -94,6 +96,57 @@ def test_role_matrix(db, route: Route, method: str, actor: str):
         assert response.status_code in (302, 401, 403)
         if response.status_code == 302:
             assert "/accounts/login/" in response["Location"]
+    elif want == "404":
+        assert response.status_code == 404
+    elif want == "403":
+        assert response.status_code == 403
+    else:
+        assert response.status_code not in (401, 403, 404, 405), response.status_code
+        assert response.status_code < 500
+
+
+def api_actions(resolver=None) -> set[tuple[str, str]]:
+    """(url name, HTTP method) of every REST API action under /api/."""
+    actions = set()
+    for entry in (resolver or get_resolver()).url_patterns:
+        if isinstance(entry, URLResolver):
+            if resolver is not None or str(entry.pattern).startswith("api/"):
+                actions |= api_actions(entry)
+        elif resolver is not None and entry.name:
+            view = entry.callback
+            methods = getattr(view, "actions", None) or {
+                method: method for method in view.cls.http_method_names
+            }
+            actions |= {(entry.name, m.upper()) for m in methods if m not in ("options", "head")}
+    return actions
+
+
+def test_every_api_action_has_a_route():
+    declared = {(route.name, route.method) for route in API_ROUTES}
+    missing = api_actions() - declared
+    assert not missing, f"Add these API actions to a tests/<app>/matrix.py: {sorted(missing)}"
+
+
+API_CASES = [
+    pytest.param(route, actor, id=f"{route.name}-{route.method}-{actor}")
+    for route in API_ROUTES
+    for actor in ACTORS
+]
+
+
+@pytest.mark.parametrize(("route", "actor"), API_CASES)
+def test_api_role_matrix(db, route: ApiRoute, actor: str):
+    team = Team.objects.create(name="Matrix", slug="matrix", is_personal=False)
+    owner = make_user("owner@matrix.example.com")
+    Membership.objects.create(user=owner, team=team, role=Role.ADMIN)
+    url = reverse(route.name, kwargs=route.kwargs_for(team)) + f"?team={team.slug}"
+    client = client_for(actor, team)
+    response = client.generic(
+        route.method, url, json.dumps(route.data), content_type="application/json"
+    )
+    want = expected(actor, route.capability)
+    if want == "login":
+        assert response.status_code in (401, 403)
     elif want == "404":
         assert response.status_code == 404
     elif want == "403":
