@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "teams",
     "billing",
     "pods",
+    "referrals",
     "api",
     "console",
 ]
@@ -75,6 +76,7 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "teams.middleware.AuditContextMiddleware",
+    "referrals.middleware.ReferralCookieMiddleware",
 ]
 
 ROOT_URLCONF = "console.urls"
@@ -205,6 +207,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Metering: charge every pod and network volume per whole minute, then stop the pods of
     # teams short of funds and remove what grace periods ended. By hand: `manage.py meter`.
     "meter": {"task": "pods.tasks.meter_task", "schedule": crontab()},
+    # Referrals: commissions on usage charged since the last run, credited to referrers and
+    # template creators. By hand: `manage.py process_commissions`.
+    "process-commissions": {
+        "task": "referrals.tasks.process_commissions_task",
+        "schedule": 300.0,
+    },
 }
 
 REST_FRAMEWORK = {
@@ -272,3 +280,8 @@ if not FIELD_ENCRYPTION_KEY:
     ).decode()
 DEMO_USER_EMAIL = env("DEMO_USER_EMAIL", "demo@example.com")
 DEMO_USER_PASSWORD = env("DEMO_USER_PASSWORD", "gpu-demo-pass")
+# Referrals: how long a `?ref=` link is remembered, and how old a ledger id must have been seen
+# before commission processing reads up to it (longer than any transaction writing the ledger).
+REFERRAL_COOKIE_NAME = "referral_code"
+REFERRAL_COOKIE_DAYS = int(env("REFERRAL_COOKIE_DAYS", "30"))
+REFERRAL_COMMIT_LAG_SECONDS = int(env("REFERRAL_COMMIT_LAG_SECONDS", "120"))

@@ -8,6 +8,7 @@ team_urls = [
     path("", views.dashboard, name="dashboard"),
     path("", include("teams.urls")),
     path("billing/", include("billing.urls")),
+    path("referrals/", include("referrals.urls")),
     path("", include("pods.urls")),
 ]
 

@@ -6,7 +6,7 @@ from importlib import import_module
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-SEEDERS = ["teams.seed", "billing.seed", "pods.seed"]
+SEEDERS = ["teams.seed", "billing.seed", "pods.seed", "referrals.seed"]
 
 
 class Command(BaseCommand):
