@@ -65,6 +65,7 @@ from teams.models import Membership, Role, Team
 CURSOR = "commissions"
 BATCH_SIZE = 200_000
 POD_KINDS = (LedgerEntry.Kind.USAGE_COMPUTE, LedgerEntry.Kind.USAGE_STORAGE)
+BATCH = "referrals_usage_batch"
 STAGE = "referrals_commission_stage"
 PAYOUT = "referrals_payout_stage"
 LEDGER = LedgerEntry._meta.db_table
@@ -171,8 +172,9 @@ def _write_commissions(
 ) -> dict[int, int]:
     """Stage, credit and insert the batch's commissions; returns {team id: ledger entry id}."""
     with connection.cursor() as cursor:
-        _unlock_templates(cursor, low, high, programs)
-        _stage(cursor, low, high, programs)
+        _read_batch(cursor, low, high)
+        _unlock_templates(cursor, high, programs)
+        _stage(cursor, programs)
         staged = _assign_payout_teams(cursor)
         credited = _credit(
             _staged_totals(cursor), LedgerEntry.Kind.REFERRAL_COMMISSION, f"{low}-{high}"
@@ -187,10 +189,25 @@ def _write_commissions(
         result.commissions += inserted
         result.total += _staged_sum(cursor)
         cursor.execute(f"DROP TABLE {STAGE}")
+        cursor.execute(f"DROP TABLE {BATCH}")
     return credited
 
 
 # Staging -------------------------------------------------------------------------------------
+
+
+def _read_batch(cursor, low: int, high: int) -> None:
+    """Copy the batch's usage entries into a temporary table and give the planner its real
+    size: every join below then starts from known rows, whatever the statistics of the big
+    tables say at the moment (stale statistics once turned a join into a quadratic plan)."""
+    cursor.execute(f"DROP TABLE IF EXISTS {BATCH}")
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE {BATCH} AS SELECT id, public_id, team_id, amount, kind, "  # noqa: S608
+        f"source_type, source_id, created_at FROM {LEDGER} WHERE id > %s AND id <= %s "
+        "AND kind IN ('usage_compute', 'usage_storage', 'usage_serverless')",
+        [low, high],
+    )
+    cursor.execute(f"ANALYZE {BATCH}")
 
 
 def _window(program: Program) -> tuple[str, list]:
@@ -204,7 +221,7 @@ def _window(program: Program) -> tuple[str, list]:
     ]
 
 
-def _referral_part(program: Program, low: int, high: int) -> tuple[str, list]:
+def _referral_part(program: Program) -> tuple[str, list]:
     """Usage of accounts created through a referral link, unless the referrer is a member."""
     if program.kind == ProgramKind.PODS:
         kinds = "e.kind IN ('usage_compute', 'usage_storage') AND e.source_type = 'pod'"
@@ -218,17 +235,16 @@ def _referral_part(program: Program, low: int, high: int) -> tuple[str, list]:
                CAST(NULL AS BIGINT) AS template_id, '' AS template_name,
                e.team_id AS source_team_id, e.id AS usage_entry_id, -e.amount AS spend,
                %s AS rate, ROUND(-e.amount * %s, 10) AS amount, e.created_at AS earned_at
-        FROM {LEDGER} e JOIN {Referral._meta.db_table} r ON r.team_id = e.team_id
-        WHERE e.id > %s AND e.id <= %s AND {kinds} AND {window}
+        FROM {BATCH} e JOIN {Referral._meta.db_table} r ON r.team_id = e.team_id
+        WHERE {kinds} AND {window}
           AND NOT EXISTS (SELECT 1 FROM {Membership._meta.db_table} m
                           WHERE m.team_id = e.team_id AND m.user_id = r.referrer_id)
-          AND NOT EXISTS (SELECT 1 FROM {COMMISSION} c WHERE c.key = %s || e.public_id)
     """  # noqa: S608
-    params = [prefix, program.kind, program.pk, program.rate, program.rate, low, high]
-    return sql, [*params, *window_params, prefix]
+    params = [prefix, program.kind, program.pk, program.rate, program.rate]
+    return sql, [*params, *window_params]
 
 
-def _template_part(program: Program, low: int, high: int) -> tuple[str, list]:
+def _template_part(program: Program) -> tuple[str, list]:
     """Pod charges of others' pods deployed from a creator's template, after it unlocked."""
     window, window_params = _window(program)
     prefix = f"commission:{program.kind}:"
@@ -238,28 +254,26 @@ def _template_part(program: Program, low: int, high: int) -> tuple[str, list]:
                t.id AS template_id, t.name AS template_name,
                e.team_id AS source_team_id, e.id AS usage_entry_id, -e.amount AS spend,
                %s AS rate, ROUND(-e.amount * %s, 10) AS amount, e.created_at AS earned_at
-        FROM {LEDGER} e
+        FROM {BATCH} e
         JOIN {Pod._meta.db_table} p ON p.public_id = e.source_id
         JOIN {PodTemplate._meta.db_table} t ON t.id = p.template_id
         JOIN {TemplateUnlock._meta.db_table} u ON u.template_id = t.id AND u.program_id = %s
-        WHERE e.id > %s AND e.id <= %s AND e.source_type = 'pod'
-          AND e.kind IN ('usage_compute', 'usage_storage') AND e.id > u.entry_id AND {window}
+        WHERE e.source_type = 'pod' AND e.kind IN ('usage_compute', 'usage_storage')
+          AND e.id > u.entry_id AND {window}
           AND t.created_by_id IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM {Membership._meta.db_table} m
                           WHERE m.team_id = e.team_id AND m.user_id = t.created_by_id)
-          AND NOT EXISTS (SELECT 1 FROM {COMMISSION} c WHERE c.key = %s || e.public_id)
     """  # noqa: S608
     params = [prefix, program.kind, program.pk, program.rate, program.rate, program.pk]
-    return sql, [*params, low, high, *window_params, prefix]
+    return sql, [*params, *window_params]
 
 
-def _stage(cursor, low: int, high: int, programs: list[Program]) -> None:
-    """A temporary table of every commission the batch earns (amounts that round to zero are
-    left out), with room for the team credited and the ledger entry that carries it."""
+def _stage(cursor, programs: list[Program]) -> None:
+    """A temporary table of every commission the batch earns and that is not written yet
+    (amounts that round to zero are left out), with room for the team credited and the
+    ledger entry that carries it."""
     parts = [
-        _template_part(p, low, high)
-        if p.kind == ProgramKind.TEMPLATES
-        else _referral_part(p, low, high)
+        _template_part(p) if p.kind == ProgramKind.TEMPLATES else _referral_part(p)
         for p in programs
     ]
     cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
@@ -271,6 +285,12 @@ def _stage(cursor, low: int, high: int, programs: list[Program]) -> None:
         "CAST(NULL AS BIGINT) AS team_id, CAST(NULL AS BIGINT) AS ledger_entry_id "
         f"FROM ({union}) AS earned WHERE amount <> 0",
         params,
+    )
+    cursor.execute(f"ANALYZE {STAGE}")
+    # Written before: the cursor was moved back by hand (keys keep it to one per entry).
+    cursor.execute(
+        f"DELETE FROM {STAGE} WHERE EXISTS (SELECT 1 FROM {COMMISSION} c "  # noqa: S608
+        f"WHERE c.key = {STAGE}.key)"
     )
 
 
@@ -324,22 +344,22 @@ def _insert_commissions(cursor) -> int:
 # Templates -----------------------------------------------------------------------------------
 
 
-def _unlock_templates(cursor, low: int, high: int, programs: list[Program]) -> None:
+def _unlock_templates(cursor, high: int, programs: list[Program]) -> None:
     """Record the templates that reach a program's minimum runtime within the batch."""
     for program in programs:
         if program.kind != ProgramKind.TEMPLATES:
             continue
         cursor.execute(
             f"""
-            SELECT DISTINCT p.template_id FROM {LEDGER} e
+            SELECT DISTINCT p.template_id FROM {BATCH} e
             JOIN {Pod._meta.db_table} p ON p.public_id = e.source_id
             JOIN {PodTemplate._meta.db_table} t ON t.id = p.template_id
-            WHERE e.id > %s AND e.id <= %s AND e.source_type = 'pod'
-              AND e.kind = 'usage_compute' AND t.created_by_id IS NOT NULL
+            WHERE e.source_type = 'pod' AND e.kind = 'usage_compute'
+              AND t.created_by_id IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM {TemplateUnlock._meta.db_table} u
                               WHERE u.template_id = t.id AND u.program_id = %s)
             """,  # noqa: S608
-            [low, high, program.pk],
+            [program.pk],
         )
         for (template_id,) in cursor.fetchall():
             unlocked_after(program, template_id, high)

@@ -93,6 +93,18 @@ class Program(models.Model):
     def min_runtime_minutes(self) -> int:
         return int(self.min_template_runtime.total_seconds() // 60)
 
+    @property
+    def min_runtime_label(self) -> str:
+        """'1 day', '36 hours', '90 minutes'."""
+        minutes = self.min_runtime_minutes
+        if minutes and minutes % (24 * 60) == 0:
+            count, unit = minutes // (24 * 60), "day"
+        elif minutes and minutes % 60 == 0:
+            count, unit = minutes // 60, "hour"
+        else:
+            count, unit = minutes, "minute"
+        return f"{count} {unit}{'' if count == 1 else 's'}"
+
     def clean(self) -> None:
         if self.ends_on and self.starts_on and self.ends_on < self.starts_on:
             raise ValidationError({"ends_on": "The program cannot end before it starts."})

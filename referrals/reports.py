@@ -158,10 +158,11 @@ def template_card(template, user) -> dict | None:
     card["program"] = program
     if program is not None and program.min_runtime_minutes:
         unlocked = TemplateUnlock.objects.filter(program=program, template=template).exists()
-        minutes = 0 if unlocked else template_runtime_entries(template.pk).count()
-        card["unlocked"] = unlocked or minutes >= program.min_runtime_minutes
+        needed = program.min_runtime_minutes
+        minutes = needed if unlocked else template_runtime_entries(template.pk)[:needed].count()
+        card["unlocked"] = minutes >= needed
         card["runtime_hours"] = Decimal(minutes) / 60
-        card["needed_hours"] = Decimal(program.min_runtime_minutes) / 60
+        card["needed_hours"] = Decimal(needed) / 60
     else:
         card["unlocked"] = True
     return card

@@ -128,3 +128,8 @@ def test_a_new_template_says_how_much_runtime_it_still_needs(alice, team, progra
     html = login(alice).get(reverse("template_list", args=[team.slug])).content.decode()
 
     assert "Commissions start after 24 h of runtime across all pods; it has run 6.0 h." in html
+
+
+def test_it_states_the_template_runtime_rule_in_plain_words(alice, team, programs):
+    html = page(alice, team).content.decode()
+    assert "once pods from it have run 1 day in total" in html
