@@ -2,6 +2,7 @@
 commissions are read-only; corrections are ledger adjustments with a reason."""
 
 from django.contrib import admin, messages
+from django.db.models import Sum
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -72,9 +73,12 @@ class ReferrerAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.display(description="Earned in total")
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(earned_total=Sum("user__commissions__amount"))
+
+    @admin.display(description="Earned in total", ordering="earned_total")
     def earned(self, obj: Referrer) -> str:
-        return format_usd(Commission.objects.for_earner(obj.user).total(), 4)
+        return format_usd(obj.earned_total or 0, 4)
 
     @admin.display(description="Correct commissions")
     def adjust_link(self, obj: Referrer) -> str:

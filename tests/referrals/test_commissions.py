@@ -13,6 +13,7 @@ from pods.metering import meter
 from pods.models import Pod
 from referrals.commissions import process
 from referrals.models import Commission, CommissionCursor, Referral, TemplateUnlock
+from referrals.tasks import process_commissions_task
 from teams.models import Membership, Role
 from teams.services import convert_to_team
 from tests.billing.test_concurrency import run_in_threads
@@ -283,3 +284,12 @@ def test_the_management_command_processes_commissions(alice, programs, settings)
     call_command("process_commissions", "--no-wait")
 
     assert Commission.objects.filter(earner=alice).total() == Decimal("0.03")
+
+
+def test_the_beat_task_processes_commissions(alice, programs):
+    team = referred(alice, "friend@example.com")
+    running_pod(team, gpu_machine("1.00"))
+    meter(until=T0 + HOUR)
+
+    assert process_commissions_task() == 60
+    assert process_commissions_task() == 0
