@@ -17,17 +17,7 @@ from billing.models import (
     WebhookEvent,
 )
 from billing.money import format_usd
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+from teams.admin import ReadOnlyAdmin
 
 
 @admin.register(BillingAccount)

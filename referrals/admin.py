@@ -11,17 +11,7 @@ from billing.forms import AdjustmentForm
 from billing.money import format_usd
 from referrals import services
 from referrals.models import Commission, Program, Referral, Referrer
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+from teams.admin import ReadOnlyAdmin
 
 
 @admin.register(Program)

@@ -26,6 +26,19 @@ class UserEditForm(UserChangeForm):
         fields = "__all__"
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records nobody edits by hand (audit events, ledger rows, payments): view only."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class MembershipOfUserInline(admin.TabularInline):
     model = Membership
     fields = ("team", "role", "created_at")
@@ -264,7 +277,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     list_display = (
         "created_at",
         "actor_label",
@@ -278,12 +291,3 @@ class AuditEventAdmin(admin.ModelAdmin):
     search_fields = ("actor_label", "team_name", "action", "resource_id", "team__slug")
     date_hierarchy = "created_at"
     list_select_related = ("team",)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
