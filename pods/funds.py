@@ -79,8 +79,8 @@ def short_teams(team_ids=None) -> list[Shortfall]:
     params = metering.price_params()
     scope = ""
     if team_ids is not None:
-        ids_sql, ids_params = metering._ids_sql("b.team_id", sorted(team_ids))
-        scope, params["ids"] = f"AND {ids_sql.replace('%s', '%(ids)s')}", ids_params[0]
+        condition, params["ids"] = metering.ids_condition("b.team_id", sorted(team_ids))
+        scope = f"AND {condition}"
     sql = (
         "SELECT b.team_id, COALESCE(a.balance, 0), SUM(b.per_hour) "
         f"FROM ({pod_burn} UNION ALL {volume_burn}) AS b "

@@ -168,10 +168,11 @@ def _claim_batch(model, *, until: datetime, after: int, size: int) -> list[tuple
 # SQL ---------------------------------------------------------------------------------------
 
 
-def _ids_sql(column: str, ids: list[int]) -> tuple[str, list]:
+def ids_condition(column: str, ids: list[int]) -> tuple[str, object]:
+    """`column` is one of `ids`: the SQL (with the named parameter %(ids)s) and its value."""
     if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s)", [ids]
-    return f"{column} IN (SELECT value FROM json_each(%s))", [json.dumps(ids)]
+        return f"{column} = ANY(%(ids)s)", ids
+    return f"{column} IN (SELECT value FROM json_each(%(ids)s))", json.dumps(ids)
 
 
 def _create_minutes(cursor, since: datetime, until: datetime) -> None:
@@ -270,34 +271,35 @@ def _pod_charges_sql(ids_sql: str) -> str:
 
 
 def _charge_pods(ids: list[int], *, since: datetime, until: datetime):
-    ids_sql, ids_params = _ids_sql("p.id", ids)
-    params = {**price_params(), "until": connection.ops.adapt_datetimefield_value(until)}
-    sql = _pod_charges_sql(ids_sql.replace("%s", "%(ids)s"))
-    params["ids"] = ids_params[0]
+    condition, ids_value = ids_condition("p.id", ids)
+    params = {
+        **price_params(),
+        "until": connection.ops.adapt_datetimefield_value(until),
+        "ids": ids_value,
+    }
+    sql = _pod_charges_sql(condition)
     with connection.cursor() as cursor:
         _create_minutes(cursor, since, until)
     return post_usage(select_sql=sql, params=params, created_at=timezone.now())
 
 
 def _charge_volumes(ids: list[int], *, since: datetime, until: datetime):
-    ids_sql, ids_params = _ids_sql("v.id", ids)
-    month = (
-        "v.size_gb * (CASE WHEN v.size_gb >= %(large_from)s THEN %(large_rate)s ELSE %(rate)s END)"
-    )
+    condition, ids_value = ids_condition("v.id", ids)
     sql = (
-        f"SELECT v.team_id, -{_share(month, 'mm.i_month', MINUTES_PER_MONTH)} AS amount, "
+        f"SELECT v.team_id, -{_share(NETWORK_VOLUME_MONTH_SQL, 'mm.i_month', MINUTES_PER_MONTH)} "
+        "AS amount, "
         "'usage_storage' AS kind, "
         "'network_volume:' || v.public_id || ':storage:' || mm.label AS idempotency_key, "
         "'network_volume' AS source_type, v.public_id AS source_id, "
         "'Network volume ' || v.name AS description "
         f"FROM {NetworkVolume._meta.db_table} v "
         f"JOIN {MINUTES} mm ON mm.start >= v.metered_until AND mm.start < %(until)s "
-        f"WHERE {ids_sql.replace('%s', '%(ids)s')}"
+        f"WHERE {condition}"
     )
     params = {
         **price_params(),
         "until": connection.ops.adapt_datetimefield_value(until),
-        "ids": ids_params[0],
+        "ids": ids_value,
     }
     with connection.cursor() as cursor:
         _create_minutes(cursor, since, until)

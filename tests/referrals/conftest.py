@@ -14,6 +14,7 @@ from referrals.models import Program
 from referrals.services import attribute_signup
 from teams.models import Team, User
 from teams.services import create_personal_team
+from tests.pods.factories import stopped_pod
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 
@@ -89,23 +90,14 @@ def gpu_machine(price: str) -> Machine:
 def running_pod(team: Team, machine: Machine, *, since=T0, **fields) -> Pod:
     """A running one-GPU pod metered from `since`, no disks (compute charges only)."""
     values = dict(
-        team=team,
         name="worker",
-        machine=machine,
-        cloud_type=machine.cloud_type,
-        gpu_type=machine.gpu_type,
-        gpu_count=1,
-        requested_gpu_count=1,
-        vcpu=8,
-        memory_gb=32,
-        image="python:3.11-slim",
         container_disk_gb=0,
         volume_gb=0,
         status=Pod.Status.RUNNING,
         metered_until=since,
     )
     values.update(fields)
-    return Pod.objects.create(**values)
+    return stopped_pod(team, machine, **values)
 
 
 def public_template(creator: User, team: Team) -> PodTemplate:
