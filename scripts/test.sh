@@ -8,8 +8,12 @@ source "$ROOT/scripts/services.sh"
 source "$ROOT/scripts/podman.sh"
 cd "$ROOT"
 
+# Every system binary the code or the tests execute, by the package that brings it: a fresh
+# machine has none of these, and one installed by hand hides the gap (catatonit did).
 ensure_apt /usr/lib/postgresql/15/bin/initdb postgresql redis-server redis-server \
-    /usr/bin/chromium chromium bwrap bubblewrap podman podman runc runc /bin/busybox busybox-static \
+    /usr/bin/chromium chromium bwrap bubblewrap slirp4netns slirp4netns \
+    podman podman runc runc /usr/libexec/podman/catatonit catatonit /bin/busybox busybox-static \
+    ssh-keygen openssh-client ip iproute2 nsenter util-linux setpriv util-linux \
     /usr/share/fonts/truetype/dejavu fonts-dejavu-core
 ensure_venv
 
