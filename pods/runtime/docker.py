@@ -26,6 +26,19 @@ Machine.runtime_settings understood here:
                      "required" (refuse to start without one) or "off"
   "init":            run an init process as pid 1 (default true)
   "registry_auth":   {"username", "password", "registry"} used when the pod brings none
+  "pids_limit":      processes and threads one pod may have (default 4096)
+  "network":         the engine network pods join (default "bridge"; a network of your own,
+                     e.g. one with inter-container traffic off); never "host" or another
+                     container's or namespace's
+  "runtime":         the engine's OCI runtime for pods, e.g. "nvidia" (GPU hosts whose daemon
+                     has no default runtime set) or "runsc" (gVisor); default: the engine's
+  "userns_mode":     "" (default: the engine's own), "remap" (refuse to start pods unless the
+                     Docker daemon runs with userns-remap), or a Podman mode such as "auto";
+                     never "host", which would switch a daemon's remapping off for the pod
+
+Whatever the settings, a pod container is never privileged, holds Docker's default capabilities
+minus NET_RAW, runs with no-new-privileges, a pids limit, private pid, ipc and cgroup
+namespaces, no host devices (GPUs only as device requests) and no bind mount of a host path.
 """
 
 from __future__ import annotations
@@ -49,7 +62,7 @@ from urllib.parse import urlparse
 import docker
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
-from docker.models.containers import Container
+from docker.models.containers import Container, _create_container_args
 from docker.tls import TLSConfig
 from docker.types import DeviceRequest, Mount
 
@@ -80,6 +93,32 @@ TLS_SETTINGS = ("tls_ca_cert", "tls_client_cert", "tls_client_key", "tls_verify"
 CLIENTS: dict[tuple, docker.DockerClient] = {}
 # Engines without per-container disk quotas (overlay off xfs, vfs): learnt once per process.
 NO_DISK_QUOTA: set[str] = set()
+# Engines seen running with user-namespace remapping (only the positive answer is kept, so an
+# operator who turns it on needs no restart).
+REMAPPED: set[str] = set()
+# Docker's default capability set (moby's oci/caps/defaults.go) without NET_RAW, which lets a
+# pod forge packets on the bridge (ARP and DNS spoofing of neighbours). Granted in full after
+# dropping ALL rather than by dropping NET_RAW alone: engines differ in their defaults (Podman
+# 4 leaves out MKNOD and AUDIT_WRITE, a daemon can be configured with more), and this way a pod
+# holds the same set on every engine, visible in the create request.
+POD_CAPABILITIES = (
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+)
+DEFAULT_PIDS_LIMIT = 4096
+# Network modes that would put a pod in the host's or another container's network namespace.
+SHARED_NETWORKS = ("host", "container:", "ns:")
 
 
 @contextlib.contextmanager
@@ -355,10 +394,11 @@ class DockerBackend(RuntimeBackend):
         cannot do quotas says so on create, and we note it and go on without one."""
         mode = self.settings.get("disk_limit", "auto")
         kwargs = self._create_kwargs(spec)
+        userns = self._userns_mode()
         if mode != "off" and self.base_url not in NO_DISK_QUOTA:
             try:
                 options = {"size": f"{spec.container_disk_gb}G"}
-                return self.client.containers.create(**kwargs, storage_opt=options), True
+                return self._create_container({**kwargs, "storage_opt": options}, userns), True
             except APIError as error:
                 if "storage" not in str(error.explanation).lower() or mode == "required":
                     message = f"Could not create the container: {error.explanation}"
@@ -370,7 +410,15 @@ class DockerBackend(RuntimeBackend):
         if mode == "required":
             raise RuntimeFailure("This machine's engine cannot limit the container disk.")
         with engine_errors("create the container"):
-            return self.client.containers.create(**kwargs), False
+            return self._create_container(kwargs, userns), False
+
+    def _create_container(self, kwargs: dict, userns: str) -> Container:
+        """containers.create(**kwargs), plus a UsernsMode: the SDK accepts only Docker's
+        "host" there, while Podman takes per-container modes such as "auto"."""
+        args = _create_container_args({**kwargs, "version": self.client.api._version})
+        if userns:
+            args["host_config"]["UsernsMode"] = userns
+        return self.client.containers.get(self.client.api.create_container(**args)["Id"])
 
     def _create_kwargs(self, spec: PodSpec) -> dict:
         kwargs = {
@@ -387,11 +435,61 @@ class DockerBackend(RuntimeBackend):
             "nano_cpus": max(spec.vcpu, 1) * 1_000_000_000,
             "init": bool(self.settings.get("init", True)),
             "device_requests": self._device_requests(spec),
+            **self._hardening(),
         }
         if spec.command.strip():
             kwargs["entrypoint"] = ["/bin/sh", "-c"]
             kwargs["command"] = [spec.command]
         return kwargs
+
+    def _hardening(self) -> dict:
+        """What confines every pod, whatever the image asks: the pod is hostile code."""
+        hardening = {
+            "privileged": False,
+            "cap_drop": ["ALL"],
+            "cap_add": list(POD_CAPABILITIES),
+            "security_opt": ["no-new-privileges"],
+            "pids_limit": self._pids_limit(),
+            "network_mode": self._network(),
+            "ipc_mode": "private",
+            "cgroupns": "private",
+        }
+        if self.settings.get("runtime"):
+            hardening["runtime"] = str(self.settings["runtime"])
+        return hardening
+
+    def _pids_limit(self) -> int:
+        limit = self.settings.get("pids_limit", DEFAULT_PIDS_LIMIT)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise RuntimeFailure(f"The machine's pids_limit must be a positive number: {limit!r}")
+        return limit
+
+    def _network(self) -> str:
+        network = str(self.settings.get("network") or "bridge")
+        if network.startswith(SHARED_NETWORKS):
+            message = f"The machine's network {network!r} would share a namespace with the pod."
+            raise RuntimeFailure(message)
+        return network
+
+    def _userns_mode(self) -> str:
+        """The UsernsMode to send ("" sends none); "remap" checks the daemon does remap."""
+        mode = str(self.settings.get("userns_mode") or "")
+        if mode == "host":
+            raise RuntimeFailure(
+                'userns_mode "host" would switch the engine\'s user-namespace remapping off.'
+            )
+        if mode != "remap":
+            return mode
+        if self.base_url not in REMAPPED:
+            with engine_errors(f"ask the engine at {self.base_url} about user namespaces"):
+                options = self.client.info().get("SecurityOptions") or []
+            if not any(option.startswith("name=userns") for option in options):
+                raise RuntimeFailure(
+                    "This machine requires user-namespace remapping, but its engine does not "
+                    'run with it: set "userns-remap" in the Docker daemon\'s daemon.json.'
+                )
+            REMAPPED.add(self.base_url)
+        return ""
 
     def _device_requests(self, spec: PodSpec) -> list[DeviceRequest] | None:
         """`--gpus`: the placement's device ids when it chose them, else a count; an engine

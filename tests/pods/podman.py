@@ -17,12 +17,32 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import docker
+import pytest
 import requests
 from docker.errors import DockerException
+
+from pods.runtime import get_backend
+from pods.runtime.docker import DockerBackend
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = os.environ.get("PODMAN_IMAGE", "localhost/console-busybox:latest")
 RUN_PREFIX = f"ct{uuid.uuid4().hex[:6]}-"
+
+
+# Fixtures: a test module imports them (the runtime tests and the security tests share them).
+@pytest.fixture(scope="session")
+def podman_url():
+    with podman_service() as url:
+        if url is None:
+            pytest.skip("PODMAN_URL is unset and podman is not installed (make test sets both up)")
+        yield url
+        remove_leftovers(url, RUN_PREFIX)
+
+
+@pytest.fixture
+def backend(podman_url, settings, tmp_path) -> DockerBackend:
+    settings.DATA_DIR = tmp_path  # where stopped containers' logs are kept
+    return get_backend("docker", {"base_url": podman_url, "name_prefix": RUN_PREFIX})
 
 
 @contextlib.contextmanager

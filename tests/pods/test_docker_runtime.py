@@ -17,31 +17,13 @@ from docker.errors import NotFound
 from pods.runtime import MountSpec, PodSpec, PortSpec, RuntimeFailure, get_backend
 from pods.runtime import docker as docker_runtime
 from pods.runtime.docker import DockerBackend
-from tests.pods.podman import (
-    IMAGE,
-    RUN_PREFIX,
-    RecordedRequests,
-    podman_service,
-    remove_leftovers,
-    wait_for,
-)
+from tests.pods import podman
+from tests.pods.podman import IMAGE, RecordedRequests, wait_for
 
 GIB = 1024**3
-
-
-@pytest.fixture(scope="session")
-def podman_url():
-    with podman_service() as url:
-        if url is None:
-            pytest.skip("PODMAN_URL is unset and podman is not installed (make test sets both up)")
-        yield url
-        remove_leftovers(url, RUN_PREFIX)
-
-
-@pytest.fixture
-def backend(podman_url, settings, tmp_path) -> DockerBackend:
-    settings.DATA_DIR = tmp_path  # where stopped containers' logs are kept
-    return get_backend("docker", {"base_url": podman_url, "name_prefix": RUN_PREFIX})
+# The engine's fixtures, shared with tests/security/test_docker_hardening.py.
+podman_url = podman.podman_url
+backend = podman.backend
 
 
 def pod_id() -> str:
@@ -201,6 +183,68 @@ def test_it_requests_gpus_by_device_id_or_count_and_none_without_gpus(backend):
     ]
     assert host_configs[1]["DeviceRequests"] == [{**base, "Count": 2, "DeviceIDs": []}]
     assert "DeviceRequests" not in host_configs[2]
+
+
+def test_it_creates_every_pod_container_confined(backend):
+    pod = spec(HTTPD, ports=(PortSpec(8080, "http"),), gpu_count=1)
+    with RecordedRequests(backend.client.api) as recorded:
+        backend.start(pod)
+    host = created_host_config(recorded)
+    backend.delete_pod_data(pod.pod_id, volume_name=pod.pod_id)
+
+    assert host["CapDrop"] == ["ALL"]
+    assert sorted(host["CapAdd"]) == sorted(docker_runtime.POD_CAPABILITIES)
+    assert "NET_RAW" not in host["CapAdd"] and "SYS_ADMIN" not in host["CapAdd"]
+    assert host["SecurityOpt"] == ["no-new-privileges"]
+    assert host["PidsLimit"] == 4096
+    assert (host["NetworkMode"], host["IpcMode"], host["CgroupnsMode"]) == (
+        "bridge",
+        "private",
+        "private",
+    )
+    assert not host.get("Privileged")
+    assert not host.get("PidMode") and not host.get("UsernsMode")  # private, never the host's
+    assert not host.get("Binds") and not host.get("Devices")  # no host path, no host device
+    assert {m["Type"] for m in host["Mounts"]} == {"volume"}
+    assert host["PortBindings"] == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}
+    assert [r["Driver"] for r in host["DeviceRequests"]] == ["nvidia"]  # GPUs only this way
+
+
+def test_it_passes_the_machine_runtime_pids_limit_and_network(backend):
+    settings = {**backend.settings, "runtime": "nvidia", "pids_limit": 64, "network": "podman"}
+    tuned = get_backend("docker", settings)
+    pod = spec("exec sleep 600", mounts=())
+    with RecordedRequests(tuned.client.api) as recorded:
+        tuned.start(pod)  # Podman's Docker API takes Runtime and leaves its own runtime in use
+    host = created_host_config(recorded)
+    tuned.delete_pod_data(pod.pod_id, volume_name=None)
+
+    assert (host["Runtime"], host["PidsLimit"], host["NetworkMode"]) == ("nvidia", 64, "podman")
+
+
+def test_it_sends_a_podman_user_namespace_mode(backend):
+    remapped = get_backend("docker", {**backend.settings, "userns_mode": "auto"})
+    with (
+        RecordedRequests(remapped.client.api) as recorded,
+        pytest.raises(RuntimeFailure, match="create the container"),
+    ):
+        # The engine takes the mode; this machine has no /etc/subuid range for it to use.
+        remapped.start(spec("exec sleep 600", mounts=()))
+
+    creates = recorded.to("POST", "/containers/create")
+    assert creates  # with and without the disk quota, each carried the mode
+    assert {json.loads(c.body)["HostConfig"]["UsernsMode"] for c in creates} == {"auto"}
+
+
+def test_it_refuses_to_start_without_the_daemon_remapping_it_requires(backend):
+    strict = get_backend("docker", {**backend.settings, "userns_mode": "remap"})
+    with (
+        RecordedRequests(strict.client.api) as recorded,
+        pytest.raises(RuntimeFailure, match="userns-remap"),
+    ):
+        strict.start(spec("exec sleep 600", mounts=()))
+
+    assert not recorded.to("POST", "/containers/create")
 
 
 def test_it_asks_for_a_disk_quota_and_starts_without_one_where_the_engine_has_none(
