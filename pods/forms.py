@@ -11,7 +11,6 @@ from decimal import Decimal
 from django import forms
 from django.core.exceptions import ValidationError
 
-from pods.lifecycle import CONSOLE_ENV
 from pods.models import (
     CloudType,
     CpuInstanceType,
@@ -22,8 +21,8 @@ from pods.models import (
     PodTemplate,
 )
 from pods.services import DeployRequest
+from pods.validators import validate_env_name
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 IMAGE_REF = re.compile(r"^[a-z0-9]([a-z0-9._/:@-]*[a-zA-Z0-9_.-])?$")
 MAX_PORTS = 10
 MAX_ENV_ROWS = 50
@@ -31,6 +30,16 @@ MAX_GPUS = 8
 # Paths the pod's system lives in: a volume mounted over them would break the pod.
 RESERVED_PATHS = ("/bin", "/dev", "/etc", "/lib", "/lib64", "/proc", "/sbin", "/sys", "/usr")
 RESERVED_PATHS += ("/tmp", "/run", "/root")
+
+
+def bounded_int(value, *, low: int, high: int) -> int | None:
+    """`value` from a query string or form as an int from `low` to `high`, or None. A bounded
+    IntegerField decides, so `²`, `1e9`, 5,000 digits or an empty value are simply not one
+    (str.isdigit() accepts `²`, which int() then refuses)."""
+    try:
+        return forms.IntegerField(min_value=low, max_value=high).clean(value)
+    except ValidationError:
+        return None
 
 
 def validate_mount_path(value: str) -> str:
@@ -55,24 +64,16 @@ def validate_image(value: str) -> str:
     return value
 
 
-def validate_env_name(name: str) -> None:
-    if not ENV_NAME.match(name):
-        raise ValidationError(
-            "Letters, digits and underscores, not starting with a digit.", code="env_name"
-        )
-    if name in CONSOLE_ENV or name.startswith("RUNPOD_TCP_PORT_"):
-        raise ValidationError(f"{name} is set by the console.", code="env_reserved")
-
-
 def parse_ports(text: str, protocol: str) -> list[dict]:
     """ "8888, 8080" -> [{"port": 8888, "protocol": "http"}, ...]; errors name the bad item."""
     ports = []
     for item in re.split(r"[,\s]+", text.strip()):
         if not item:
             continue
-        if not item.isdigit() or not 1 <= int(item) <= 65535:
+        port = bounded_int(item, low=1, high=65535)
+        if port is None:
             raise ValidationError(f"“{item}” is not a port: use numbers from 1 to 65535.")
-        ports.append({"port": int(item), "protocol": protocol})
+        ports.append({"port": port, "protocol": protocol})
     return ports
 
 
@@ -97,6 +98,8 @@ class EnvRowsMixin:
     """Environment variables as numbered rows env_key_<i>/env_value_<i> (add/remove rows
     without JavaScript by re-posting the form with one more or one less)."""
 
+    max_env_rows = MAX_ENV_ROWS
+
     def add_env_fields(self, rows: int) -> None:
         self.env_row_count = rows
         for i in range(rows):
@@ -113,8 +116,8 @@ class EnvRowsMixin:
         for i in range(self.env_row_count):
             key = (self.cleaned_data.get(f"env_key_{i}") or "").strip()
             value = self.cleaned_data.get(f"env_value_{i}") or ""
-            if not key and not value:
-                continue
+            if f"env_key_{i}" in self.errors or (not key and not value):
+                continue  # a name too long already has its message
             try:
                 if not key:
                     raise ValidationError("A variable needs a name.")
@@ -130,11 +133,29 @@ class EnvRowsMixin:
 
 
 def env_row_count(data, default: int = 1) -> int:
-    try:
-        rows = int(data.get("env_rows", default))
-    except (TypeError, ValueError):
-        rows = default
-    return max(0, min(rows, MAX_ENV_ROWS))
+    """The posted number of env rows, at most MAX_ENV_ROWS (a larger count is cut, so no
+    client-chosen number sizes a loop); `default` when it is not a number of rows at all."""
+    rows = bounded_int(data.get("env_rows"), low=0, high=2**31)
+    return default if rows is None else min(rows, MAX_ENV_ROWS)
+
+
+def with_env_row_added(data) -> None:
+    """The "Add variable" button: one more row, up to MAX_ENV_ROWS (`data` is mutable)."""
+    data["env_rows"] = str(min(env_row_count(data) + 1, MAX_ENV_ROWS))
+
+
+def with_env_row_removed(data, action: str) -> None:
+    """A "remove_env_<i>" button: later rows move up one; an index outside the rows is ignored."""
+    rows = env_row_count(data)
+    index = bounded_int(action.removeprefix("remove_env_"), low=0, high=rows - 1)
+    if index is None:
+        return
+    for i in range(index, rows - 1):
+        data[f"env_key_{i}"] = data.get(f"env_key_{i + 1}", "")
+        data[f"env_value_{i}"] = data.get(f"env_value_{i + 1}", "")
+    data.pop(f"env_key_{rows - 1}", None)
+    data.pop(f"env_value_{rows - 1}", None)
+    data["env_rows"] = str(rows - 1)
 
 
 class ContainerFieldsMixin(EnvRowsMixin):

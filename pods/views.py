@@ -21,6 +21,9 @@ from pods.forms import (
     TemplateForm,
     TimerForm,
     apply_template,
+    bounded_int,
+    with_env_row_added,
+    with_env_row_removed,
 )
 from pods.lifecycle import backend_for
 from pods.models import CpuInstanceType, GpuType, NetworkVolume, Pod, PodTemplate
@@ -206,11 +209,10 @@ def _wizard_data(request):
     for key, value in WIZARD_DEFAULTS.items():
         data.setdefault(key, value)
     action = data.get("action", "")
-    rows = int(data["env_rows"]) if data["env_rows"].isdigit() else 1
     if action == "add_env":
-        data["env_rows"] = str(rows + 1)
-    elif action.startswith("remove_env_") and action[11:].isdigit():
-        _remove_env_row(data, int(action[11:]), rows)
+        with_env_row_added(data)
+    elif action.startswith("remove_env_"):
+        with_env_row_removed(data, action)
     template_id = data.get("template", "")
     if template_id and template_id != data.get("applied_template"):
         template = PodTemplate.objects.visible_to(request.team).filter(public_id=template_id)
@@ -219,21 +221,12 @@ def _wizard_data(request):
     return data
 
 
-def _remove_env_row(data, index: int, rows: int) -> None:
-    for i in range(index, rows - 1):
-        data[f"env_key_{i}"] = data.get(f"env_key_{i + 1}", "")
-        data[f"env_value_{i}"] = data.get(f"env_value_{i + 1}", "")
-    data.pop(f"env_key_{rows - 1}", None)
-    data.pop(f"env_value_{rows - 1}", None)
-    data["env_rows"] = str(max(rows - 1, 0))
-
-
 def _gpu_cards(data) -> tuple[list[dict], list[int]]:
     """The picker's cards with live free counts under the current filters, and the GPU counts
     that fit on one machine for the selected type."""
     center = data.get("data_center") or None
     counts = free_gpu_counts(cloud_type=data.get("cloud_type"), data_center=center)
-    min_vram = int(data["min_vram"]) if data.get("min_vram", "").isdigit() else 0
+    min_vram = bounded_int(data.get("min_vram"), low=0, high=1024) or 0  # the form says why
     cards, allowed = [], []
     for gpu in GpuType.objects.filter(is_active=True, memory_gb__gte=min_vram):
         total, best, largest = counts.get(gpu.id, (0, 0, 0))
@@ -325,8 +318,7 @@ def template_create(request):
 
 def _with_extra_env_row(post):
     data = post.copy()
-    rows = int(data.get("env_rows", "1")) if data.get("env_rows", "1").isdigit() else 1
-    data["env_rows"] = str(rows + 1)
+    with_env_row_added(data)
     return data
 
 
