@@ -1,6 +1,7 @@
 """Card money in: saved cards, top-ups, auto-recharge and the Stripe webhook events that
-settle them. Credit is added only by `record_payment_succeeded` (from a signed
-payment_intent.succeeded), once per PaymentIntent, through services.post_entry."""
+settle them. Credit is added only by `settle_payment_intent` (from a signed payment_intent
+event, checked against Stripe's own record of the intent), once per PaymentIntent, through
+services.post_entry."""
 
 import logging
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from django.utils import timezone
 from billing import emails
 from billing import stripe_gateway as gateway
 from billing.models import BillingAccount, LedgerEntry, Payment, PaymentMethod, WebhookEvent
-from billing.money import CENT, format_usd, to_money
+from billing.money import CENT, format_usd, to_cents, to_money
 from billing.services import get_account, post_entry
 from teams import audit
 from teams.models import Team
@@ -313,46 +314,138 @@ def _cancel_quietly(intent_id: str | None) -> None:
 
 
 # --- settlement (webhook events) -----------------------------------------------------------
+# A webhook only says "look at PaymentIntent pi_…". What happened is read back from Stripe's
+# API with our secret key, and a payment moves only when Stripe's record of that intent agrees
+# with ours: the intent id we recorded, our amount and currency, our payment and team in its
+# metadata, our customer. The event's own amount, status and metadata are never used.
+
+PAYMENT_INTENT_EVENTS = frozenset(
+    {
+        "payment_intent.succeeded",
+        "payment_intent.payment_failed",
+        "payment_intent.processing",
+        "payment_intent.requires_action",
+        "payment_intent.canceled",
+    }
+)
 
 
-def _locked_payment(intent: dict) -> Payment | None:
-    """The payment an event's PaymentIntent belongs to, row-locked (None if not ours)."""
-    public_id = (intent.get("metadata") or {}).get("payment")
-    payments = Payment.objects.select_for_update().select_related("team")
-    if public_id:
-        payment = payments.filter(public_id=public_id).first()
-    else:
-        payment = payments.filter(stripe_payment_intent_id=intent["id"]).first()
-    if payment is None:
-        log.warning("Stripe event for unknown PaymentIntent %s", intent.get("id"))
+def settle_payment_intent(intent_id: str) -> LedgerEntry | None:
+    """Apply Stripe's current state of one PaymentIntent to the payment it belongs to.
+    Returns the ledger entry when this call credited it (at most once per intent)."""
+    try:
+        intent = gateway.retrieve_payment_intent(intent_id)
+    except gateway.NotFound:
+        log.warning("Stripe event for a PaymentIntent Stripe does not know: %s", intent_id)
         return None
-    if payment.stripe_payment_intent_id not in (None, intent["id"]):
-        log.warning("PaymentIntent %s does not match payment %s", intent["id"], payment.public_id)
-        return None
-    return payment
-
-
-def record_payment_succeeded(intent: dict) -> LedgerEntry | None:
-    """Credit a succeeded PaymentIntent: exactly once, however often or late it is reported.
-    Returns the new ledger entry, or None when it was already credited (or is not ours)."""
-    amount = gateway.intent_amount(intent)
     with transaction.atomic():
         payment = _locked_payment(intent)
         if payment is None:
             return None
-        key = f"stripe:pi:{intent['id']}"
-        entry = post_entry(
-            team=payment.team,
-            amount=amount,
-            kind=LedgerEntry.Kind.TOP_UP,
-            idempotency_key=key,
-            description=f"{payment.get_kind_display()} with {payment.card_label or 'card'}",
-            source_type="payment",
-            source_id=payment.public_id,
+        return _apply(payment, intent)
+
+
+def _locked_payment(intent: gateway.PaymentIntentResult) -> Payment | None:
+    """Our payment for Stripe's intent, row-locked, if every recorded detail agrees."""
+    payment = (
+        Payment.objects.select_for_update()
+        .select_related("team")
+        .filter(stripe_payment_intent_id=intent.id)
+        .first()
+    ) or _unrecorded_payment(intent)
+    if payment is None:
+        log.warning("PaymentIntent %s belongs to no payment of ours", intent.id)
+        return None
+    mismatch = _mismatch(payment, intent)
+    if mismatch:
+        log.warning(
+            "PaymentIntent %s disagrees with payment %s on %s: nothing applied",
+            intent.id,
+            payment.public_id,
+            mismatch,
         )
-        if payment.status != Payment.Status.SUCCEEDED:
-            _mark_succeeded(payment, intent["id"], LedgerEntry.objects.get(idempotency_key=key))
+        return None
+    if payment.stripe_payment_intent_id is None:
+        payment.stripe_payment_intent_id = intent.id
+        payment.save(update_fields=["stripe_payment_intent_id"])
+    return payment
+
+
+def _unrecorded_payment(intent: gateway.PaymentIntentResult) -> Payment | None:
+    """The event can beat `_remember_intent` (Stripe answered the create, we have not stored
+    its id yet). Only then may a payment be found through Stripe's metadata: one still being
+    created, with no intent of its own yet."""
+    public_id = intent.metadata.get("payment")
+    if not isinstance(public_id, str) or not public_id:
+        return None
+    return (
+        Payment.objects.select_for_update()
+        .select_related("team")
+        .filter(public_id=public_id, stripe_payment_intent_id=None, status=Payment.Status.CREATED)
+        .first()
+    )
+
+
+def _mismatch(payment: Payment, intent: gateway.PaymentIntentResult) -> str:
+    """What in Stripe's record of the intent differs from our payment ("" when nothing)."""
+    cents = to_cents(payment.amount)
+    customer = get_account(payment.team).stripe_customer_id
+    checks = {
+        "amount": intent.amount_cents == cents,
+        # localstripe leaves amount_received out; Stripe sets it once the money is in.
+        "amount_received": intent.status != "succeeded"
+        or intent.amount_received_cents in (None, cents),
+        "currency": intent.currency == gateway.CURRENCY,
+        "payment": intent.metadata.get("payment") == payment.public_id,
+        "team": intent.metadata.get("team") == payment.team.slug,
+        "customer": not customer or intent.customer == customer,
+    }
+    return ", ".join(name for name, agrees in checks.items() if not agrees)
+
+
+def _apply(payment: Payment, intent: gateway.PaymentIntentResult) -> LedgerEntry | None:
+    if intent.status == "succeeded":
+        return _credit(payment, intent.id)
+    if intent.status == "canceled":
+        _mark_canceled(payment)
+    elif intent.status == "requires_payment_method":
+        record_payment_failed(
+            payment_id=payment.pk,
+            message=intent.error or "The card was declined.",
+            intent_id=intent.id,
+        )
+    elif intent.status in (Payment.Status.PROCESSING, Payment.Status.REQUIRES_ACTION):
+        _advance(payment, intent.status, {Payment.Status.CREATED, Payment.Status.REQUIRES_ACTION})
+    return None
+
+
+def _credit(payment: Payment, intent_id: str) -> LedgerEntry | None:
+    """Credit the amount we recorded, exactly once per intent however often it is reported
+    (the ledger's idempotency key decides). None when it was already credited."""
+    key = f"stripe:pi:{intent_id}"
+    entry = post_entry(
+        team=payment.team,
+        amount=payment.amount,
+        kind=LedgerEntry.Kind.TOP_UP,
+        idempotency_key=key,
+        description=f"{payment.get_kind_display()} with {payment.card_label or 'card'}",
+        source_type="payment",
+        source_id=payment.public_id,
+    )
+    if payment.status != Payment.Status.SUCCEEDED:
+        _mark_succeeded(payment, intent_id, LedgerEntry.objects.get(idempotency_key=key))
     return entry
+
+
+def _mark_canceled(payment: Payment) -> None:
+    if _advance(payment, Payment.Status.CANCELED, Payment.OPEN_STATUSES):
+        audit.record(
+            actor=None,
+            team=payment.team,
+            action=f"billing.{payment.kind}.canceled",
+            resource_type="payment",
+            resource_id=payment.public_id,
+        )
 
 
 def _mark_succeeded(payment: Payment, intent_id: str, entry: LedgerEntry) -> None:
@@ -429,61 +522,9 @@ def _after_settled(payment_id: int) -> None:
         _detach_quietly(payment.stripe_payment_method_id)
 
 
-def _on_succeeded(intent: dict) -> None:
-    record_payment_succeeded(intent)
-
-
-def _on_failed(intent: dict) -> None:
-    with transaction.atomic():
-        payment = _locked_payment(intent)
-        if payment is None:
-            return
-        error = intent.get("last_payment_error") or {}
-        message = error.get("message") if isinstance(error, dict) else ""
-        record_payment_failed(
-            payment_id=payment.pk,
-            message=message or "The card was declined.",
-            intent_id=intent["id"],
-        )
-
-
-def _on_progress(status: str):
-    def handle(intent: dict) -> None:
-        with transaction.atomic():
-            payment = _locked_payment(intent)
-            if payment is not None:
-                _remember_intent(payment, intent["id"])
-                _advance(payment, status, {Payment.Status.CREATED, Payment.Status.REQUIRES_ACTION})
-
-    return handle
-
-
-def _on_canceled(intent: dict) -> None:
-    with transaction.atomic():
-        payment = _locked_payment(intent)
-        if payment is not None and _advance(
-            payment, Payment.Status.CANCELED, Payment.OPEN_STATUSES
-        ):
-            audit.record(
-                actor=None,
-                team=payment.team,
-                action=f"billing.{payment.kind}.canceled",
-                resource_type="payment",
-                resource_id=payment.public_id,
-            )
-
-
-EVENT_HANDLERS = {
-    "payment_intent.succeeded": _on_succeeded,
-    "payment_intent.payment_failed": _on_failed,
-    "payment_intent.processing": _on_progress(Payment.Status.PROCESSING),
-    "payment_intent.requires_action": _on_progress(Payment.Status.REQUIRES_ACTION),
-    "payment_intent.canceled": _on_canceled,
-}
-
-
 def handle_webhook_event(event: dict) -> None:
-    """Record a verified Stripe event and apply it. Safe to call again with the same event."""
+    """Record a verified Stripe event and apply it. Safe to call again with the same event.
+    Raises GatewayError when Stripe cannot be asked (the view answers 503: Stripe retries)."""
     try:
         with transaction.atomic():
             _, created = WebhookEvent.objects.get_or_create(
@@ -493,9 +534,8 @@ def handle_webhook_event(event: dict) -> None:
         created = False
     if not created:
         WebhookEvent.objects.filter(stripe_id=event["id"]).update(deliveries=F("deliveries") + 1)
-    handler = EVENT_HANDLERS.get(event["type"])
-    if handler is not None:
-        handler(event["data"]["object"])
+    if event["type"] in PAYMENT_INTENT_EVENTS:
+        settle_payment_intent(event["data"]["object"]["id"])
 
 
 # --- auto-recharge -------------------------------------------------------------------------

@@ -3,28 +3,42 @@ with an idempotency key; callers get small plain results, never Stripe objects.
 
 Configuration (settings): STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY, STRIPE_WEBHOOK_SECRET and
 STRIPE_API_BASE. When STRIPE_API_BASE is set the library and Stripe.js point at that emulator
-(localstripe, see `manage.py stripe_emulator`) and unset keys fall back to test keys.
+(localstripe, see `manage.py stripe_emulator`) and unset keys fall back to test keys. The webhook
+secret is never a constant: with real keys it must be set (STRIPE_WEBHOOK_SECRET); with the
+emulator it is generated once per installation into DATA_DIR/stripe-webhook-secret.
 """
 
 import json
+import os
+import secrets
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 
 import stripe
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
-from billing.money import from_cents, to_cents
+from billing.money import to_cents
 
 EMULATOR_SECRET_KEY = "sk_test_localstripe"
 EMULATOR_PUBLISHABLE_KEY = "pk_test_localstripe"
-EMULATOR_WEBHOOK_SECRET = "whsec_localstripe"
+WEBHOOK_SECRET_FILE = "stripe-webhook-secret"
 WEBHOOK_TOLERANCE_SECONDS = 300
 CURRENCY = "usd"
+MISSING_WEBHOOK_SECRET = (
+    "STRIPE_WEBHOOK_SECRET is required when STRIPE_SECRET_KEY is set: copy the signing secret "
+    "of the webhook endpoint /billing/stripe/webhook/ from the Stripe dashboard."
+)
 
 
 class GatewayError(Exception):
     """Stripe could not be reached or refused the request for a reason that is not the card's."""
+
+
+class NotFound(GatewayError):
+    """Stripe has no such object (a made-up or foreign id)."""
 
 
 class InvalidWebhook(Exception):
@@ -63,9 +77,44 @@ def config() -> StripeConfig:
         secret_key=settings.STRIPE_SECRET_KEY or (EMULATOR_SECRET_KEY if base else ""),
         publishable_key=settings.STRIPE_PUBLISHABLE_KEY
         or (EMULATOR_PUBLISHABLE_KEY if base else ""),
-        webhook_secret=settings.STRIPE_WEBHOOK_SECRET or (EMULATOR_WEBHOOK_SECRET if base else ""),
+        webhook_secret=webhook_secret(),
         api_base=base,
     )
+
+
+def webhook_secret() -> str:
+    """The secret our webhook endpoint verifies with ("" when card payments are off).
+    Real keys need STRIPE_WEBHOOK_SECRET; the emulator gets this installation's own secret."""
+    if settings.STRIPE_WEBHOOK_SECRET:
+        return settings.STRIPE_WEBHOOK_SECRET
+    if settings.STRIPE_SECRET_KEY:
+        raise ImproperlyConfigured(MISSING_WEBHOOK_SECRET)
+    if settings.STRIPE_API_BASE:
+        return installation_webhook_secret(Path(settings.DATA_DIR))
+    return ""
+
+
+def installation_webhook_secret(data_dir: Path) -> str:
+    """Read, or create once, the emulator's webhook secret in `data_dir` (mode 0600). Written
+    to a private temporary file and hard-linked into place, so two processes starting at once
+    agree on one secret and nobody ever reads a half-written file."""
+    path = data_dir / WEBHOOK_SECRET_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        temporary = data_dir / f".{WEBHOOK_SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write("whsec_" + secrets.token_urlsafe(32))
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process won; use its secret
+        finally:
+            temporary.unlink()
+    secret = path.read_text().strip()
+    if not secret:
+        raise ImproperlyConfigured(f"{path} is empty: delete it to generate a new secret.")
+    return secret
 
 
 def _client() -> stripe.StripeClient:
@@ -103,14 +152,19 @@ class SetupIntentResult:
 
 @dataclass(frozen=True)
 class PaymentIntentResult:
-    """The outcome of creating (and confirming) a PaymentIntent. status is Stripe's, or
-    "failed" when the card was refused; error is the reason to show."""
+    """The outcome of creating (and confirming) a PaymentIntent, or Stripe's current record of
+    one. status is Stripe's, or "failed" when the card was refused; error is the reason to
+    show; amounts are in cents as Stripe keeps them."""
 
     id: str | None
     status: str
     client_secret: str = ""
     error: str = ""
     metadata: dict = field(default_factory=dict)
+    amount_cents: int | None = None
+    amount_received_cents: int | None = None
+    currency: str = ""
+    customer: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -239,13 +293,30 @@ def create_payment_intent(
 
 
 def retrieve_payment_intent(payment_intent_id: str) -> PaymentIntentResult:
-    data = _call(_client().v1.payment_intents.retrieve, payment_intent_id).to_dict()
+    """Stripe's own record of a PaymentIntent (what a webhook's copy is checked against).
+    Raises NotFound for an id Stripe does not know in our account."""
+    try:
+        data = _client().v1.payment_intents.retrieve(payment_intent_id).to_dict()
+    except stripe.InvalidRequestError as error:
+        if error.http_status == 404 or error.code == "resource_missing":
+            raise NotFound(f"no PaymentIntent {payment_intent_id}") from error
+        raise GatewayError(error.user_message or str(error)) from error
+    except stripe.StripeError as error:
+        raise GatewayError(error.user_message or str(error)) from error
     return PaymentIntentResult(
         id=data["id"],
         status=data["status"],
         error=_last_error(data),
         metadata=data.get("metadata") or {},
+        amount_cents=_cents(data.get("amount")),
+        amount_received_cents=_cents(data.get("amount_received")),
+        currency=data.get("currency") or "",
+        customer=data.get("customer"),
     )
+
+
+def _cents(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _declined(error: stripe.CardError) -> PaymentIntentResult:
@@ -307,16 +378,6 @@ def _well_formed(event) -> bool:
         and isinstance(obj, dict)
         and isinstance(obj.get("id"), str)
     )
-
-
-def intent_amount(intent: dict) -> Decimal:
-    """What a PaymentIntent from a webhook actually collected, in dollars."""
-    cents = intent.get("amount_received")
-    if not isinstance(cents, int) or cents <= 0:
-        cents = intent.get("amount")
-    if not isinstance(cents, int) or isinstance(cents, bool) or cents <= 0:
-        raise InvalidWebhook("payment intent without an amount")
-    return from_cents(cents)
 
 
 def sign_payload(payload: str, *, secret: str, timestamp: int) -> str:

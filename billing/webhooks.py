@@ -1,4 +1,5 @@
-"""The Stripe webhook endpoint: verify, record, apply. Anything unverifiable is a 400."""
+"""The Stripe webhook endpoint: verify, record, apply. Anything unverifiable is a 400; when
+Stripe's API cannot be asked about the event's object it is a 503, so Stripe delivers again."""
 
 import logging
 
@@ -22,7 +23,7 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest("invalid webhook")
     try:
         payments.handle_webhook_event(event)
-    except gateway.InvalidWebhook as exc:
-        log.warning("rejected Stripe event %s: %s", event.get("id"), exc)
-        return HttpResponseBadRequest("invalid event")
+    except gateway.GatewayError as exc:
+        log.warning("could not settle Stripe event %s yet: %s", event.get("id"), exc)
+        return HttpResponse("try again later", status=503)
     return HttpResponse("ok")

@@ -2,8 +2,10 @@
 
     python manage.py stripe_emulator --port 8420
 
-The web server must run with STRIPE_API_BASE=http://127.0.0.1:8420 (and no real Stripe keys);
-the emulator's state is kept in DATA_DIR/localstripe.pickle across restarts.
+The web server must run with STRIPE_API_BASE=http://127.0.0.1:8420 (and no real Stripe keys)
+and the same DATA_DIR: the emulator's state is kept in DATA_DIR/localstripe.pickle, and its
+webhooks are signed with this installation's secret, DATA_DIR/stripe-webhook-secret (made once,
+mode 0600), which the web server verifies with. STRIPE_WEBHOOK_SECRET, if set, is used instead.
 """
 
 import signal
@@ -39,13 +41,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, lambda *_: process.terminate())
         try:
             emulator.wait_until_up(base, process=process)
-            emulator.register_webhook(
-                base,
-                url=url,
-                secret=stripe_gateway.EMULATOR_WEBHOOK_SECRET
-                if not settings.STRIPE_WEBHOOK_SECRET
-                else settings.STRIPE_WEBHOOK_SECRET,
-            )
+            emulator.register_webhook(base, url=url, secret=self._webhook_secret())
             self.stdout.write(
                 f"Stripe emulator on {base}; webhooks -> {url}\n"
                 f"Run the console with STRIPE_API_BASE={base}"
@@ -57,3 +53,8 @@ class Command(BaseCommand):
             if process.poll() is None:
                 process.terminate()
                 process.wait(timeout=10)
+
+    def _webhook_secret(self) -> str:
+        if settings.STRIPE_WEBHOOK_SECRET:
+            return settings.STRIPE_WEBHOOK_SECRET
+        return stripe_gateway.installation_webhook_secret(settings.DATA_DIR)
