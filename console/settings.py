@@ -242,6 +242,11 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Host uids (and network volumes' gids) of process-runtime pods: a range no account uses,
+# between systemd-nspawn's container range and systemd's "foreign" range.
+POD_UID_BASE = int(env("POD_UID_BASE", "2000000000"))
+POD_UID_COUNT = int(env("POD_UID_COUNT", "65536"))
+
 # Product settings.
 INVITE_VALID_DAYS = int(env("INVITE_VALID_DAYS", "7"))
 FUNDS_GRACE_DAYS = int(env("FUNDS_GRACE_DAYS", "7"))

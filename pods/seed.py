@@ -78,7 +78,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 port = int(os.environ.get("PORT", "8080"))
 print(f"HTTP demo listening on port {port}", flush=True)
-http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()
 PY"""
 
 TEMPLATES = [

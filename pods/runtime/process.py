@@ -1,16 +1,22 @@
 """The "process" backend: each pod is a real process tree on this host.
 
-With bubblewrap (bwrap) installed the pod gets private pid, mount, IPC and UTS namespaces, a
-read-only view of the host's /usr and /etc, a private /tmp, its container disk at /root (HOME)
-and its volume bind-mounted at the mount path; the network is shared, so a declared port is
-served by the pod listening on the host port it was mapped to (passed in as $PORT and
-$RUNPOD_TCP_PORT_<port>). A cgroup v1 memory limit applies when the memory controller is
-writable. Without bwrap the command runs as a plain subprocess and the pod's log says so.
+With bubblewrap (bwrap) usable and the console running as root, a pod is root inside its own
+user namespace, mapped to an unprivileged host uid of its own (pods/runtime/sandbox.py), with no
+capabilities, no_new_privs, a seccomp filter, private mount, pid, IPC, UTS, cgroup and network
+namespaces, a generated /etc, read-only /usr, a private /tmp, its container disk at /root (HOME)
+and its volume at the mount path; nothing else of the host. Its network is slirp4netns: outbound
+traffic leaves through the host's stack, the host's loopback is unreachable, and each declared
+port is forwarded from 127.0.0.1:<public port> on the host to the pod's own port, which the pod
+binds (on 0.0.0.0) as given in $PORT; $RUNPOD_TCP_PORT_<port> names the public side. Memory, CPU
+(a CFS quota per vCPU) and pids limits apply through cgroup v1 when the controllers are
+writable. Without bwrap (or not as root) the command runs as a plain subprocess on the host's
+network and the pod's log says so: that mode isolates nothing and is for development only.
 
 Machine.runtime_settings understood here:
   "sandbox": "auto" (default: bwrap when it works) | "bwrap" (required) | "none"
   "cgroup_parent": a memory cgroup directory to create pod cgroups in (default: the console's
                    own memory cgroup, so pods stay inside whatever limits the console has)
+  "pids_limit": processes and threads per pod (default 4096)
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ from functools import cache
 from pathlib import Path
 
 import psutil
+from django.conf import settings
 
+from pods.runtime import sandbox
 from pods.runtime.base import (
     LogChunk,
     MountSpec,
@@ -49,11 +57,15 @@ from pods.runtime.pty import ProcessPty
 log = logging.getLogger(__name__)
 
 SHIM = Path(__file__).with_name("shim.py")
-BWRAP = "/usr/bin/bwrap"
+BWRAP = sandbox.BWRAP
 CONTAINER_HOME = "/root"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 IDLE_COMMAND = "echo '[console] no start command: the pod idles.'; exec sleep infinity"
-MEMORY_CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+MEMORY_CGROUP_ROOT = CGROUP_ROOT / "memory"
+DEFAULT_PIDS_LIMIT = 4096
+CFS_PERIOD_US = 100_000
+SHARED_UMASK = 0o002  # pods sharing a network volume write group-writable files
 
 
 @cache
@@ -61,23 +73,29 @@ def bwrap_works() -> bool:
     """bwrap can be installed yet unusable (no user namespaces): try it once."""
     if not os.access(BWRAP, os.X_OK):
         return False
-    probe = [BWRAP, "--unshare-pid", "--ro-bind", "/", "/", "--proc", "/proc", "true"]
+    probe = [BWRAP, "--unshare-all", "--unshare-user", "--disable-userns"]
+    probe += [*sandbox.system_dirs(), "--proc", "/proc", "true"]
     try:
-        return subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
+        run = subprocess.run(probe, capture_output=True, timeout=10, env=sandbox.HOST_ENV)
     except (OSError, subprocess.TimeoutExpired):
         return False
+    return run.returncode == 0
 
 
-def own_memory_cgroup() -> Path | None:
+def own_cgroup(controller: str) -> Path | None:
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
     except OSError:
         return None
     for line in lines:
         _, controllers, path = line.split(":", 2)
-        if "memory" in controllers.split(","):
-            return MEMORY_CGROUP_ROOT / path.lstrip("/")
+        if controller in controllers.split(","):
+            return CGROUP_ROOT / controller / path.lstrip("/")
     return None
+
+
+def own_memory_cgroup() -> Path | None:
+    return own_cgroup("memory")
 
 
 def free_port() -> int:
@@ -107,6 +125,22 @@ def dir_bytes(path: Path) -> int:
     return total
 
 
+def traversable_dir(path: Path) -> Path:
+    """A directory pod uids may pass through (bubblewrap opens mount sources by path as the
+    pod's uid) but not list: rwx--x--x."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o711)
+    return path
+
+
+def check_traversable(path: Path) -> None:
+    for parent in path.parents:
+        if not parent.stat().st_mode & 0o001:
+            raise RuntimeFailure(
+                f"Pod uids cannot reach {path}: {parent} needs o+x (chmod o+x {parent})."
+            )
+
+
 @register
 @dataclass
 class ProcessBackend(RuntimeBackend):
@@ -123,6 +157,9 @@ class ProcessBackend(RuntimeBackend):
     def run_dir(self, pod_id: str) -> Path:
         return self.pod_dir(pod_id) / "run"
 
+    def etc_dir(self, pod_id: str) -> Path:
+        return self.pod_dir(pod_id) / "etc"
+
     def log_path(self, pod_id: str) -> Path:
         return self.pod_dir(pod_id) / "pod.log"
 
@@ -137,42 +174,76 @@ class ProcessBackend(RuntimeBackend):
         mode = self.settings.get("sandbox", "auto")
         if mode == "none":
             return False
-        if bwrap_works():
+        if bwrap_works() and os.geteuid() == 0:
             return True
         if mode == "bwrap":
-            raise RuntimeFailure("This machine requires bubblewrap, which is not usable here.")
+            raise RuntimeFailure(
+                "This machine requires the sandbox: bubblewrap and a console running as root."
+            )
         return False
+
+    def host_ids(self, spec: PodSpec) -> tuple[int, int]:
+        """The pod's host uid, and its gid: a network volume's group when it mounts one."""
+        uid = sandbox.claim_id(f"pod-{spec.pod_id}")
+        shared = [m for m in spec.mounts if m.kind == "network_volume"]
+        return uid, sandbox.claim_id(f"volume-{shared[0].name}") if shared else uid
 
     def start(self, spec: PodSpec) -> StartResult:
         sandboxed = self.sandboxed()
-        self._prepare_dirs(spec)
+        uid, gid = self.host_ids(spec) if sandboxed else (os.geteuid(), os.getegid())
+        self._prepare_dirs(spec, uid, gid)
         ports = tuple(PortMapping(p.port, free_port(), p.protocol) for p in spec.ports)
         env = self._env(spec, ports, sandboxed)
-        cgroup = self._make_cgroup(spec)
-        argv, cwd = self._argv(spec, sandboxed)
+        cgroups = self._make_cgroups(spec)
         if not sandboxed:
-            log.warning("bubblewrap unavailable: pod %s runs as a plain subprocess", spec.pod_id)
-            self._log_line(spec.pod_id, "warning: no sandbox (bubblewrap unavailable)")
+            log.warning("no sandbox: pod %s runs as a plain subprocess", spec.pod_id)
+            self._log_line(spec.pod_id, "warning: no sandbox (bubblewrap or root unavailable)")
         self._log_line(spec.pod_id, f"starting pod {spec.pod_id}")
+        shared = any(m.kind == "network_volume" for m in spec.mounts)
         run = {
-            "argv": argv,
+            "argv": ["/bin/sh", "-c", spec.command.strip() or IDLE_COMMAND],
             "env": env,
-            "cwd": cwd,
+            "cwd": self._plain_cwd(spec),
             "log_path": str(self.log_path(spec.pod_id)),
             "state_dir": str(self.run_dir(spec.pod_id)),
-            "cgroup": str(cgroup) if cgroup else None,
+            "cgroups": [str(path) for path in cgroups.values()],
+            "umask": SHARED_UMASK if shared else 0o022,
+            "sandbox": self._sandbox_run(spec, env, ports, uid, gid) if sandboxed else None,
         }
         handle = self._launch(spec.pod_id, run)
-        handle.update(sandboxed=sandboxed, cgroup=run["cgroup"], workdir=self._workdir(spec))
+        memory = cgroups.get("memory")
+        handle.update(
+            sandboxed=sandboxed,
+            cgroup=str(memory) if memory else None,
+            cgroups=run["cgroups"],
+            workdir=self._workdir(spec),
+            uid=uid,
+            gid=gid,
+            umask=run["umask"],
+        )
         return StartResult(handle=handle, ports=ports)
 
-    def _prepare_dirs(self, spec: PodSpec) -> None:
+    def _prepare_dirs(self, spec: PodSpec, uid: int, gid: int) -> None:
+        data = Path(settings.DATA_DIR)
+        data.chmod((data.stat().st_mode & 0o700) | 0o011)
+        check_traversable(data)
+        traversable_dir(self.pod_dir(spec.pod_id).parent)
+        traversable_dir(self.pod_dir(spec.pod_id))
         self.reset_container_disk(spec.pod_id)
+        os.chown(self.container_dir(spec.pod_id), uid, gid)
         run_dir = self.run_dir(spec.pod_id)
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir(parents=True, mode=0o700)
+        sandbox.write_etc(self.etc_dir(spec.pod_id), spec.pod_id)
         for mount in spec.mounts:
             self.ensure_volume(mount)
+            source = self.mount_source(mount)
+            if mount.kind == "network_volume":
+                os.chown(source, 0, gid)
+                source.chmod(0o2770)  # the team's pods share it through its group
+            else:
+                sandbox.own_tree(source, uid, gid)
+                source.chmod(0o700)
 
     def _env(self, spec: PodSpec, ports: tuple[PortMapping, ...], sandboxed: bool) -> dict:
         env = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
@@ -182,47 +253,67 @@ class ProcessBackend(RuntimeBackend):
             env[f"RUNPOD_TCP_PORT_{mapping.private_port}"] = str(mapping.public_port)
         http = [m for m in ports if m.protocol == "http"]
         if http:
-            env["PORT"] = str(http[0].public_port)
+            # RunPod's meaning: the port the process binds. Without a network namespace of its
+            # own that can only be the host port it was given.
+            env["PORT"] = str(http[0].private_port if sandboxed else http[0].public_port)
         env["RUNPOD_PUBLIC_IP"] = "127.0.0.1"
         return env
 
     def _workdir(self, spec: PodSpec) -> str:
         return spec.mounts[0].target if spec.mounts else CONTAINER_HOME
 
-    def _argv(self, spec: PodSpec, sandboxed: bool) -> tuple[list[str], str]:
-        shell = ["/bin/sh", "-c", spec.command.strip() or IDLE_COMMAND]
-        if not sandboxed:
-            first = spec.mounts[0] if spec.mounts else None
-            cwd = self.mount_source(first) if first else self.container_dir(spec.pod_id)
-            return shell, str(cwd)
-        return [*self._bwrap_args(spec), "--", *shell], "/"
+    def _plain_cwd(self, spec: PodSpec) -> str:
+        first = spec.mounts[0] if spec.mounts else None
+        return str(self.mount_source(first) if first else self.container_dir(spec.pod_id))
 
-    def _bwrap_args(self, spec: PodSpec) -> list[str]:
-        args = [BWRAP, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
-        args += ["--unshare-cgroup-try", "--hostname", spec.pod_id]
-        args += ["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
-        for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
-            if os.path.islink(top):
-                args += ["--symlink", os.readlink(top), top]
-            elif os.path.isdir(top):
-                args += ["--ro-bind", top, top]
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run"]
-        args += ["--bind", str(self.container_dir(spec.pod_id)), CONTAINER_HOME]
-        for mount in spec.mounts:
-            args += ["--bind", str(self.mount_source(mount)), mount.target]
-        return [*args, "--chdir", self._workdir(spec)]
+    def _sandbox_run(self, spec: PodSpec, env: dict, ports, uid: int, gid: int) -> dict:
+        run_dir = self.run_dir(spec.pod_id)
+        seccomp = run_dir / "seccomp.bpf"
+        seccomp.write_bytes(sandbox.seccomp_filter())
+        binds = [[str(self.etc_dir(spec.pod_id)), "/etc", "ro"]]
+        binds += [[host, target, "path"] for host, target in sandbox.etc_binds()]
+        binds.append([str(self.container_dir(spec.pod_id)), CONTAINER_HOME, "rw"])
+        binds += [[str(self.mount_source(m)), m.target, "rw"] for m in spec.mounts]
+        return {
+            "uid": uid,
+            "gid": gid,
+            "options": sandbox.bwrap_options(spec.pod_id, env, self._workdir(spec)),
+            "binds": binds,
+            "seccomp": str(seccomp),
+            "api_socket": str(run_dir / "slirp4netns.sock"),
+            "ports": [[m.public_port, m.private_port] for m in ports],
+        }
 
-    def _make_cgroup(self, spec: PodSpec) -> Path | None:
-        parent = self.settings.get("cgroup_parent") or own_memory_cgroup()
-        if not parent or not Path(parent, "memory.limit_in_bytes").exists():
+    def _make_cgroups(self, spec: PodSpec) -> dict[str, Path]:
+        """Memory, CPU and pids limits: each controller that is writable here."""
+        limits = {
+            "memory": {"memory.limit_in_bytes": max(spec.memory_gb, 1) * 1024**3},
+            "cpu": {
+                "cpu.cfs_period_us": CFS_PERIOD_US,
+                "cpu.cfs_quota_us": max(spec.vcpu, 1) * CFS_PERIOD_US,
+            },
+            "pids": {"pids.max": int(self.settings.get("pids_limit", DEFAULT_PIDS_LIMIT))},
+        }
+        made = {}
+        for controller, values in limits.items():
+            parent = own_cgroup(controller)
+            if controller == "memory" and self.settings.get("cgroup_parent"):
+                parent = Path(self.settings["cgroup_parent"])
+            path = self._make_cgroup(parent, spec.pod_id, values)
+            if path:
+                made[controller] = path
+        return made
+
+    def _make_cgroup(self, parent: Path | None, pod_id: str, values: dict) -> Path | None:
+        if not parent or not all((parent / name).exists() for name in values):
             return None
-        path = Path(parent) / f"pod-{spec.pod_id}"
+        path = parent / f"pod-{pod_id}"
         try:
             path.mkdir(exist_ok=True)
-            limit = max(spec.memory_gb, 1) * 1024**3
-            (path / "memory.limit_in_bytes").write_text(str(limit))
+            for name, value in values.items():
+                (path / name).write_text(str(value))
         except OSError as error:
-            log.warning("no memory cgroup for pod %s: %s", spec.pod_id, error)
+            log.warning("no %s cgroup for pod %s: %s", parent.name, pod_id, error)
             return None
         return path
 
@@ -231,17 +322,19 @@ class ProcessBackend(RuntimeBackend):
         run_file = run_dir / "run.json"
         run_file.write_text(json.dumps(run))
         run_file.chmod(0o600)  # it holds the pod's env, API key included
-        subprocess.run([sys.executable, str(SHIM), str(run_file)], check=True, timeout=10)
-        deadline = time.monotonic() + 10
+        shim = [sys.executable, "-I", str(SHIM), str(run_file)]
+        subprocess.run(shim, check=True, timeout=10, env=sandbox.HOST_ENV, cwd="/")  # noqa: S603
+        deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if (run_dir / "shim.json").exists():
                 shim = json.loads((run_dir / "shim.json").read_text())
                 started = psutil.Process(shim["shim_pid"]).create_time()
                 return {"pod_id": pod_id, **shim, "shim_started": started}
             if (run_dir / "exit.json").exists():
-                raise RuntimeFailure("The pod's command could not be started; see its log.")
-            time.sleep(0.01)
-        raise RuntimeFailure("The pod's supervisor did not report in within 10 seconds.")
+                error = json.loads((run_dir / "exit.json").read_text()).get("error", "see its log")
+                raise RuntimeFailure(f"The pod's command could not be started: {error}.")
+            time.sleep(0.005)
+        raise RuntimeFailure("The pod's supervisor did not report in within 15 seconds.")
 
     def _log_line(self, pod_id: str, text: str) -> None:
         path = self.log_path(pod_id)
@@ -367,13 +460,22 @@ class ProcessBackend(RuntimeBackend):
         if not self._shim_alive(handle):
             raise RuntimeFailure("The pod is not running.")
         run = json.loads((self.run_dir(handle["pod_id"]) / "run.json").read_text())
-        if handle.get("sandboxed"):
-            target = self._namespace_init(handle)
-            argv = ["nsenter", "-t", str(target), "-m", "-u", "-i", "-p", "-r"]
-            argv += ["--", "/bin/sh", "-c", 'cd "$1" && shift && exec "$@"', "sh"]
-            argv += [handle.get("workdir", CONTAINER_HOME), *command]
-            return ProcessPty.spawn(argv, env=run["env"], cwd="/", cgroup=handle.get("cgroup"))
-        return ProcessPty.spawn(list(command), env=run["env"], cwd=run["cwd"])
+        cgroups = handle.get("cgroups") or []
+        if not handle.get("sandboxed"):
+            return ProcessPty.spawn(list(command), env=run["env"], cwd=run["cwd"])
+        target = handle.get("ns_pid") or self._namespace_init(handle)
+        env = {"TERM": "xterm-256color", **run["env"]}
+        env_fd = sandbox.memfd(b"".join(f"{k}={v}".encode() + b"\0" for k, v in env.items()))
+        seccomp_fd = os.open(self.run_dir(handle["pod_id"]) / "seccomp.bpf", os.O_RDONLY)
+        workdir, umask = handle.get("workdir", CONTAINER_HOME), handle.get("umask", 0o022)
+        argv = sandbox.terminal_argv(target, env_fd, seccomp_fd, umask, workdir, command)
+        try:
+            return ProcessPty.spawn(
+                argv, env=sandbox.HOST_ENV, cwd="/", cgroups=cgroups, pass_fds=(env_fd, seccomp_fd)
+            )
+        finally:
+            os.close(env_fd)
+            os.close(seccomp_fd)
 
     def _namespace_init(self, handle: dict) -> int:
         """The pid-1 of the pod's namespaces: bwrap's child of the outer bwrap."""
@@ -396,9 +498,12 @@ class ProcessBackend(RuntimeBackend):
         shutil.rmtree(self.pod_dir(pod_id), ignore_errors=True)
         if volume_name and volume_name != pod_id:
             shutil.rmtree(self.pod_dir(volume_name) / "volume", ignore_errors=True)
+        sandbox.release_id(f"pod-{pod_id}")
 
     def ensure_volume(self, mount: MountSpec) -> None:
+        traversable_dir(self.mount_source(mount).parent)
         self.mount_source(mount).mkdir(parents=True, exist_ok=True)
 
     def delete_volume(self, name: str) -> None:
         shutil.rmtree(network_volume_dir(name), ignore_errors=True)
+        sandbox.release_id(f"volume-{name}")

@@ -22,15 +22,22 @@ class ProcessPty(PtySession):
 
     @classmethod
     def spawn(
-        cls, argv: list[str], *, env: dict, cwd: str, cgroup: str | None = None
+        cls,
+        argv: list[str],
+        *,
+        env: dict,
+        cwd: str,
+        cgroups: list[str] = (),
+        pass_fds: tuple[int, ...] = (),
     ) -> ProcessPty:
         master, slave = os.openpty()
 
         def child_setup() -> None:
             os.setsid()
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-            if cgroup and Path(cgroup, "cgroup.procs").exists():
-                Path(cgroup, "cgroup.procs").write_text("0")
+            for cgroup in cgroups:  # the shell counts against the pod's limits
+                if Path(cgroup, "cgroup.procs").exists():
+                    Path(cgroup, "cgroup.procs").write_text("0")
 
         env = {**env, "TERM": env.get("TERM", "xterm-256color")}
         proc = subprocess.Popen(  # noqa: S603 - argv built by the backend
@@ -42,6 +49,7 @@ class ProcessPty(PtySession):
             cwd=cwd,
             preexec_fn=child_setup,
             close_fds=True,
+            pass_fds=pass_fds,
         )
         os.close(slave)
         return cls(proc, master)

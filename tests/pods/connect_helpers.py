@@ -99,7 +99,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.frame(10 if opcode == 9 else opcode, data)
 port = int(os.environ["PORT"])
 print(f"echo server on {port}", flush=True)
-http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()
 PY"""
 
 
@@ -122,11 +122,24 @@ def wait_listening(pod: Pod, port: int, timeout: float = 15.0) -> None:
     mapping = next(m for m in pod.port_mappings if m["private"] == port)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex((mapping["host"], mapping["public"])) == 0:
-                return
+        if answers(mapping["host"], mapping["public"]):
+            return
         time.sleep(0.05)
     raise AssertionError(f"nothing listens on pod port {port}")
+
+
+def answers(host: str, port: int) -> bool:
+    """The host side of a port forward accepts at once; only a connection that stays open
+    (the server waits for a request) means the pod's server is there: slirp4netns closes it
+    when the pod refuses."""
+    try:
+        with socket.create_connection((host, port), timeout=1) as sock:
+            sock.settimeout(0.2)
+            return sock.recv(1) != b""
+    except TimeoutError:
+        return True
+    except OSError:
+        return False
 
 
 def session_cookie(user) -> bytes:

@@ -8,7 +8,7 @@ from pods.services import DeployRequest
 
 HTTP_SERVER = (
     'echo "serving on $PORT"; echo volume-data > /workspace/kept.txt; '
-    "echo scratch > /root/scratch.txt; exec python3 -m http.server $PORT --bind 127.0.0.1"
+    "echo scratch > /root/scratch.txt; exec python3 -m http.server $PORT --bind 0.0.0.0"
 )
 
 
