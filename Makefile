@@ -1,6 +1,6 @@
 .PHONY: run test lint format
 
-# Install what is needed and run the console with embedded defaults (see README).
+# Install what is needed, start PostgreSQL and Redis under DATA_DIR and run the console (README).
 run:
 	@./scripts/run.sh
 

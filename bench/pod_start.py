@@ -1,8 +1,11 @@
 """How long from "Deploy" to a running pod on the process runtime, and to its first HTTP answer.
 
-Standalone: `python bench/pod_start.py [--pods 10]`. It builds a throwaway console (SQLite and
-pod data in a temporary directory, eager Celery, in-memory channel layer), seeds the catalogue,
-deploys the official HTTP demo template N times one after another, and prints the medians.
+    ./scripts/bench.sh bench/pod_start.py [--pods 10]
+
+(scripts/bench.sh starts a throwaway PostgreSQL and Redis and sets DATABASE_URL and REDIS_URL.)
+It builds a throwaway console (a fresh database `bench_pod_start` on that server, pod data in a
+temporary directory, eager Celery), seeds the catalogue, deploys the official HTTP demo
+template N times one after another, and prints the medians.
 """
 
 import argparse
@@ -20,15 +23,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def setup_django(data_dir: str) -> None:
     sys.path.insert(0, str(ROOT))
-    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
-        os.environ.pop(name, None)
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")) or not os.environ.get("REDIS_URL"):
+        sys.exit("bench/pod_start.py needs DATABASE_URL and REDIS_URL (see its docstring)")
+    base, _, _ = url.rpartition("/")
     os.environ.update(
         DJANGO_SETTINGS_MODULE="console.settings",
+        DATABASE_URL=f"{base}/bench_pod_start",
         DATA_DIR=data_dir,
         CELERY_TASK_ALWAYS_EAGER="1",
         SECRET_KEY=os.environ.get("SECRET_KEY", "bench"),
         LOG_LEVEL="WARNING",
     )
+    import psycopg
+
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS bench_pod_start")
+        conn.execute("CREATE DATABASE bench_pod_start")
     import django
 
     django.setup()

@@ -1,8 +1,8 @@
 """One settings file, driven by environment variables (see .env.example).
 
-With nothing set it runs the embedded demo: SQLite, a filesystem Celery broker, the in-memory
-channel layer and console e-mail, all under DATA_DIR. DATABASE_URL and REDIS_URL switch to
-PostgreSQL and Redis.
+PostgreSQL and Redis always: DATABASE_URL and REDIS_URL name them, or `make run` starts both
+under DATA_DIR and writes their URLs to DATA_DIR/services.env, read here when the variables
+are unset (so `DATA_DIR=... manage.py ...` in another terminal uses the same ones).
 """
 
 import os
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 
 def env(name: str, default: str = "") -> str:
@@ -99,15 +100,51 @@ TEMPLATES = [
     },
 ]
 
+
+def embedded_services(data_dir: Path) -> dict[str, str]:
+    """The URLs `make run` wrote for the PostgreSQL and Redis it runs under DATA_DIR."""
+    try:
+        lines = (data_dir / "services.env").read_text().splitlines()
+    except FileNotFoundError:
+        return {}
+    pairs = (line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+EMBEDDED_SERVICES = embedded_services(DATA_DIR)
+NO_SERVICE = (
+    "{name} is not set and {path} names no {what}: start the console with `make run` (it runs "
+    "PostgreSQL and Redis under DATA_DIR), set DATA_DIR to the one `make run` uses, or set "
+    "{name}."
+)
+
+
+def service_url(name: str, what: str) -> str:
+    url = env(name) or EMBEDDED_SERVICES.get(name, "")
+    if not url:
+        path = DATA_DIR / "services.env"
+        raise ImproperlyConfigured(NO_SERVICE.format(name=name, path=path, what=what))
+    return url
+
+
 DATABASES = {
     "default": dj_database_url.parse(
-        env("DATABASE_URL", f"sqlite:///{DATA_DIR / 'console.sqlite3'}"),
+        service_url("DATABASE_URL", "PostgreSQL database"),
         conn_max_age=int(env("CONN_MAX_AGE", "60")),
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_URL must name a PostgreSQL database (postgres://...).")
+# A pool shared by a process's threads, for ASGI servers (make run sets it for daphne): there
+# persistent connections pile up one per thread and exhausted PostgreSQL.
+DATABASE_POOL_SIZE = int(env("DATABASE_POOL_SIZE", "0"))
+if DATABASE_POOL_SIZE > 0:
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_SIZE,
+        "timeout": 20,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "teams.User"
@@ -167,30 +204,16 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", f"{SITE_NAME} <noreply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
-# Redis, when set, carries the Celery broker and the channel layer.
-REDIS_URL = env("REDIS_URL")
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
-        }
+# Redis carries the Celery broker and the channel layer, so a worker's pushes reach the web
+# process's websockets.
+REDIS_URL = service_url("REDIS_URL", "Redis")
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL]},
     }
-else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-
-CELERY_DIR = DATA_DIR / "celery"
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
-if CELERY_BROKER_URL == "filesystem://":
-    for sub in ("queue", "processed", "control"):
-        (CELERY_DIR / sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "control_folder": str(CELERY_DIR / "control"),
-        "data_folder_in": str(CELERY_DIR / "queue"),
-        "data_folder_out": str(CELERY_DIR / "queue"),
-        "processed_folder": str(CELERY_DIR / "processed"),
-        "store_processed": False,
-    }
+}
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True

@@ -4,6 +4,10 @@ VENV=${VENV:-$ROOT/.venv}
 PY=$VENV/bin/python
 
 log() { printf '\033[1;35m==>\033[0m %s\n' "$*" >&2; }
+die() {
+    log "$*"
+    exit 1
+}
 
 ensure_venv() {
     if [ ! -x "$PY" ]; then
@@ -39,4 +43,15 @@ ensure_apt() {
 
 free_port() {
     "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# port_free PORT: nothing listens on 127.0.0.1:PORT. SO_REUSEADDR as servers set it, so that a
+# port whose last connections linger in TIME_WAIT still counts as free.
+port_free() {
+    "$PY" - "$1" 2>/dev/null <<'PY'
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+PY
 }
