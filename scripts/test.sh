@@ -14,6 +14,7 @@ ensure_apt /usr/lib/postgresql/15/bin/initdb postgresql redis-server redis-serve
     /usr/bin/chromium chromium bwrap bubblewrap slirp4netns slirp4netns \
     podman podman runc runc /usr/libexec/podman/catatonit catatonit /bin/busybox busybox-static \
     ssh-keygen openssh-client ip iproute2 nsenter util-linux setpriv util-linux \
+    /usr/bin/python3 python3 \
     /usr/share/fonts/truetype/dejavu fonts-dejavu-core
 ensure_venv
 
