@@ -42,6 +42,13 @@ def bounded_int(value, *, low: int, high: int) -> int | None:
         return None
 
 
+def lookup_text(value) -> str | None:
+    """A query value used to look rows up, or None when empty or holding a NUL byte, which
+    PostgreSQL refuses in any text comparison (the lookup would fail with a 500; Django's
+    ModelChoiceField checks for it, the wizard's own lookups must too)."""
+    return value if isinstance(value, str) and value and "\x00" not in value else None
+
+
 def validate_mount_path(value: str) -> str:
     value = value.strip()
     if not value.startswith("/") or value == "/":

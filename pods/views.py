@@ -22,11 +22,12 @@ from pods.forms import (
     TimerForm,
     apply_template,
     bounded_int,
+    lookup_text,
     with_env_row_added,
     with_env_row_removed,
 )
 from pods.lifecycle import backend_for
-from pods.models import CpuInstanceType, GpuType, NetworkVolume, Pod, PodTemplate
+from pods.models import CloudType, CpuInstanceType, GpuType, NetworkVolume, Pod, PodTemplate
 from pods.pricing import network_volume_per_hour, spent
 from pods.runtime import RuntimeFailure
 from pods.scheduling import free_gpu_counts
@@ -213,7 +214,7 @@ def _wizard_data(request):
         with_env_row_added(data)
     elif action.startswith("remove_env_"):
         with_env_row_removed(data, action)
-    template_id = data.get("template", "")
+    template_id = lookup_text(data.get("template"))
     if template_id and template_id != data.get("applied_template"):
         template = PodTemplate.objects.visible_to(request.team).filter(public_id=template_id)
         if template.exists():
@@ -224,8 +225,9 @@ def _wizard_data(request):
 def _gpu_cards(data) -> tuple[list[dict], list[int]]:
     """The picker's cards with live free counts under the current filters, and the GPU counts
     that fit on one machine for the selected type."""
-    center = data.get("data_center") or None
-    counts = free_gpu_counts(cloud_type=data.get("cloud_type"), data_center=center)
+    center = lookup_text(data.get("data_center"))
+    cloud = data.get("cloud_type") if data.get("cloud_type") in CloudType.values else None
+    counts = free_gpu_counts(cloud_type=cloud, data_center=center)
     min_vram = bounded_int(data.get("min_vram"), low=0, high=1024) or 0  # the form says why
     cards, allowed = [], []
     for gpu in GpuType.objects.filter(is_active=True, memory_gb__gte=min_vram):
