@@ -239,13 +239,18 @@ start_embedded() {
     mv "$env_file.new" "$env_file"
 }
 
+# stop_embedded: both at once, each waited for.
 stop_embedded() {
+    local stopping=()
     if [ -n "$EMBEDDED_PG" ]; then
-        pg_stop "$EMBEDDED_PG"
-        EMBEDDED_PG=""
+        pg_stop "$EMBEDDED_PG" &
+        stopping+=($!)
     fi
     if [ -n "$EMBEDDED_REDIS" ]; then
-        redis_stop "$EMBEDDED_REDIS"
-        EMBEDDED_REDIS=""
+        redis_stop "$EMBEDDED_REDIS" &
+        stopping+=($!)
     fi
+    [ ${#stopping[@]} -eq 0 ] || wait "${stopping[@]}"
+    EMBEDDED_PG=""
+    EMBEDDED_REDIS=""
 }

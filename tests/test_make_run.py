@@ -8,6 +8,7 @@ restarts it. Stopping is Ctrl-C (SIGINT to the process group) and must leave no 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -21,7 +22,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import psutil
+import psycopg
 import pytest
+import redis
 import requests
 from websockets.asyncio.client import connect
 
@@ -44,12 +47,13 @@ user = User.objects.get(email=settings.DEMO_USER_EMAIL)
 client = Client()
 client.force_login(user)
 team = Team.objects.filter(memberships__user=user).first()
+cookie = settings.SESSION_COOKIE_NAME
 print(json.dumps({
     "vendor": connection.vendor,
     "port": connection.settings_dict["PORT"],
     "layer": settings.CHANNEL_LAYERS["default"]["BACKEND"],
     "broker": settings.CELERY_BROKER_URL.split(":")[0],
-    "session": client.cookies[settings.SESSION_COOKIE_NAME].value,
+    "cookie": f"{cookie}={client.cookies[cookie].value}",
     "team": team.slug,
 }))
 """
@@ -225,6 +229,11 @@ class Console:
         assert result.returncode == 0, result.stderr[-3000:]
         return result.stdout
 
+    @functools.cached_property
+    def login(self) -> dict:
+        """What LOGIN prints, once per console: a demo user's session and how Django runs."""
+        return json.loads(self.shell(LOGIN))
+
     def shell(self, code: str) -> str:
         """The last line `manage.py shell -c CODE` prints."""
         return self.manage("shell", "-c", code).strip().splitlines()[-1]
@@ -232,6 +241,10 @@ class Console:
     def services_env(self) -> dict[str, str]:
         lines = (self.data_dir / "services.env").read_text().splitlines()
         return dict(line.split("=", 1) for line in lines if "=" in line and line[0] != "#")
+
+    def service_port(self, name: str) -> int:
+        """The port in services.env's DATABASE_URL or REDIS_URL (...@127.0.0.1:PORT/db)."""
+        return int(self.services_env()[name].rsplit(":", 1)[1].split("/")[0])
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +264,7 @@ def console() -> Iterator[Console]:
 
 
 def test_it_runs_on_postgresql_and_redis_kept_under_data_dir(console):
-    info = json.loads(console.shell(LOGIN))
+    info = console.login
     assert info["vendor"] == "postgresql"
     assert info["layer"] == "channels_redis.core.RedisChannelLayer"
     assert info["broker"] == "redis"
@@ -269,11 +282,25 @@ def test_it_runs_on_postgresql_and_redis_kept_under_data_dir(console):
     assert requests.get(console.url("/accounts/login/"), timeout=10).status_code == 200
 
 
-async def receive_status(console: Console, session: str, team: str) -> tuple[dict, float, float]:
+def test_its_database_and_redis_refuse_whoever_lacks_the_passwords(console):
+    """Any local process can reach 127.0.0.1: services.env (0600) is the only way in."""
+    pg_port = console.service_port("DATABASE_URL")
+    for user in ("console", "postgres"):
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(f"postgres://{user}@127.0.0.1:{pg_port}/console", connect_timeout=5)
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(
+                f"postgres://{user}:guess@127.0.0.1:{pg_port}/console", connect_timeout=5
+            )
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=console.service_port("REDIS_URL"), socket_timeout=5).get("celery")
+
+
+async def receive_status(console: Console, cookie: str, team: str) -> tuple[dict, float, float]:
     """Connect as the demo user to the pods list socket, have the worker halt a pod, and
     return (its push, when the task was queued, when the push arrived)."""
     uri = f"ws://127.0.0.1:{console.port}/ws/t/{team}/pods/"
-    headers = {"Cookie": f"sessionid={session}"}
+    headers = {"Cookie": cookie}
     origin = f"http://localhost:{console.port}"
     async with connect(uri, additional_headers=headers, origin=origin, proxy=None) as socket_:
         shell = await asyncio.create_subprocess_exec(
@@ -298,8 +325,8 @@ async def receive_status(console: Console, session: str, team: str) -> tuple[dic
 
 
 def test_a_status_change_in_the_worker_reaches_a_websocket_within_two_seconds(console):
-    info = json.loads(console.shell(LOGIN))
-    message, sent, arrived = asyncio.run(receive_status(console, info["session"], info["team"]))
+    info = console.login
+    message, sent, arrived = asyncio.run(receive_status(console, info["cookie"], info["team"]))
     assert message["type"] == "status"
     print(f"pushed {arrived - sent:.3f} s after the task was queued")
     assert arrived - sent < PUSH_SECONDS
@@ -313,7 +340,7 @@ def test_29_minutes_of_a_two_dollar_pod_cost_exactly_96_666_cents(console):
 
 def test_a_restart_keeps_every_row_and_stops_everything(console):
     before = console.shell(CHARGED)
-    old_port = int(console.services_env()["DATABASE_URL"].rsplit(":", 1)[1].split("/")[0])
+    old_port = console.service_port("DATABASE_URL")
     console.stop()
     assert not (console.data_dir / "postgres/data/postmaster.pid").exists()
     # Someone else took PostgreSQL's port meanwhile: the restart picks another one.
@@ -322,6 +349,6 @@ def test_a_restart_keeps_every_row_and_stops_everything(console):
         squatter.bind(("127.0.0.1", old_port))
         squatter.listen()
         console.start()
-    assert f":{old_port}/" not in console.services_env()["DATABASE_URL"]
+    assert console.service_port("DATABASE_URL") != old_port
     assert console.shell(CHARGED) == before
     assert "charged 0.9666666667" in before
