@@ -16,6 +16,8 @@ Every test under tests/e2e/ is marked `e2e` automatically and needs
 
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +34,17 @@ from tests.conftest import make_user
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 E2E_DIR = Path(__file__).parent
+
+
+@pytest.fixture
+def tmp_path():
+    """A temporary directory outside pytest's own, which pytest keeps private (0700): the
+    consoles these tests start keep DATA_DIR here, and pods' host uids must pass through every
+    parent of their directories."""
+    path = Path(tempfile.mkdtemp(prefix="e2e-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
 
 CHROMIUM_ARGS = [
     "--headless=new",
