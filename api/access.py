@@ -1,7 +1,8 @@
 """The API's one access helper: which team a request acts on, and with which role.
 
 With an API key the team is the key's team, and the key acts with its creator's *current* role
-there: demoting the creator narrows the key, and a creator who left the team makes it useless.
+there: demoting the creator narrows the key (a creator who leaves the team takes their keys
+with them). A pod's own key acts with POD_KEY_ROLE in the pod's team.
 With a browser session the team comes from `?team=<slug>`, else from the team last opened in
 the console. Outsiders get 404 (a team's existence is not revealed), members whose role lacks
 the capability get 403: the same answers as teams.access gives the console.
@@ -11,7 +12,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.request import Request
 
 from teams.access import CAPABILITIES, role_can
-from teams.models import ApiKey, Membership
+from teams.models import POD_KEY_ROLE, ApiKey, Membership
 
 
 def request_api_key(request: Request) -> ApiKey | None:
@@ -19,6 +20,9 @@ def request_api_key(request: Request) -> ApiKey | None:
 
 
 def _membership_for_key(key: ApiKey) -> Membership:
+    if key.is_pod_key:
+        # Not a stored membership: the access a pod's key has, as the one shape callers read.
+        return Membership(team=key.team, role=POD_KEY_ROLE)
     membership = (
         Membership.objects.select_related("team", "user")
         .filter(team_id=key.team_id, user_id=key.created_by_id)

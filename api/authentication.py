@@ -1,10 +1,30 @@
 """API keys, as the runpod SDK, worker and CLI send them: `Authorization: Bearer <key>`,
-a raw `Authorization: <key>`, or `?api_key=<key>`."""
+a raw `Authorization: <key>` (the serverless worker), or `?api_key=<key>`."""
+
+from dataclasses import dataclass
 
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from teams.models import API_KEY_PREFIX, ApiKey, hash_api_key
+
+
+@dataclass(frozen=True)
+class PodPrincipal:
+    """request.user for a pod's own key (RUNPOD_API_KEY): no person, the pod itself. Audit
+    events name it as their actor label; api.access gives it POD_KEY_ROLE in the pod's team."""
+
+    pod_public_id: str
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+    is_staff = False
+    is_superuser = False
+    pk = None
+
+    def __str__(self) -> str:
+        return f"pod {self.pod_public_id}"
+
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -38,8 +58,8 @@ def authenticate_key(secret: str) -> ApiKey:
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    """Authenticates as the key's team; request.user is the key's creator, request.auth the key.
-    Read-only keys are refused on unsafe methods."""
+    """Authenticates as the key's team; request.auth is the key, request.user its creator (or
+    a PodPrincipal for a pod's key). Read-only keys are refused on unsafe methods."""
 
     def authenticate(self, request):
         secret = key_from_request(request)
@@ -48,6 +68,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         key = authenticate_key(secret)
         if key.is_read_only and request.method not in SAFE_METHODS:
             raise exceptions.PermissionDenied("This API key is read-only.")
+        if key.is_pod_key:
+            return (PodPrincipal(key.pod_public_id), key)
         if key.created_by is None or not key.created_by.is_active:
             raise exceptions.AuthenticationFailed("The owner of this API key is inactive.")
         return (key.created_by, key)

@@ -6,6 +6,8 @@ from teams.models import ApiKey
 class ApiKeySerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="public_id", read_only=True)
     created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
+    # The pod a key was issued to (its RUNPOD_API_KEY), else null.
+    pod = serializers.SerializerMethodField()
 
     class Meta:
         model = ApiKey
@@ -16,10 +18,14 @@ class ApiKeySerializer(serializers.ModelSerializer):
             "prefix",
             "is_enabled",
             "created_by",
+            "pod",
             "created_at",
             "last_used_at",
         ]
         read_only_fields = ["prefix", "created_at", "last_used_at"]
+
+    def get_pod(self, key: ApiKey) -> str | None:
+        return key.pod_public_id or None
 
 
 class ApiKeyCreateSerializer(serializers.Serializer):

@@ -17,16 +17,24 @@ from teams.models import ApiKey
 def me(request: Request) -> Response:
     membership = api_membership(request, "member")
     key = request_api_key(request)
+    pod_key = key is not None and key.is_pod_key
     return Response(
         {
-            "user": {"email": membership.user.email, "name": membership.user.name},
+            "user": None
+            if pod_key
+            else {"email": membership.user.email, "name": membership.user.name},
             "team": {
                 "slug": membership.team.slug,
                 "name": membership.team.name,
                 "is_personal": membership.team.is_personal,
             },
             "role": membership.role,
-            "api_key": {"id": key.public_id, "name": key.name, "permission": key.permission}
+            "api_key": {
+                "id": key.public_id,
+                "name": key.name,
+                "permission": key.permission,
+                "pod": key.pod_public_id or None,
+            }
             if key
             else None,
         }

@@ -19,7 +19,8 @@ from pods.metering import change_status
 from pods.models import Pod
 from pods.runtime import MountSpec, PodSpec, PortSpec, RuntimeBackend, RuntimeFailure, get_backend
 from teams import audit
-from teams.models import ApiKey, hash_api_key
+from teams import services as team_services
+from teams.models import ApiKey
 
 log = logging.getLogger(__name__)
 
@@ -60,22 +61,19 @@ def log_tail(pod: Pod, lines: int = 20) -> str:
 def issue_api_key(pod: Pod) -> str:
     """A fresh key for this run of the pod (RUNPOD_API_KEY); the last run's key is revoked.
     Only its hash is stored; the secret lives in the pod's environment."""
-    secret = ApiKey.generate_secret()
     revoke_api_key(pod)
-    pod.api_key = ApiKey.objects.create(
-        team=pod.team,
-        name=f"Pod {pod.public_id} (automatic)",
-        permission=ApiKey.Permission.READ_WRITE,
-        prefix=secret[:8],
-        key_hash=hash_api_key(secret),
+    pod.api_key, secret = team_services.issue_pod_api_key(
+        team=pod.team, pod_public_id=pod.public_id
     )
     return secret
 
 
 def revoke_api_key(pod: Pod) -> None:
-    if pod.api_key_id:
-        ApiKey.objects.filter(pk=pod.api_key_id).delete()
-        pod.api_key = None
+    """The run is over (stopped, exited, failed, terminated, or replaced by a new run)."""
+    key = ApiKey.objects.filter(pk=pod.api_key_id).first() if pod.api_key_id else None
+    if key is not None:
+        team_services.revoke_api_key(key=key, actor=None, reason="the pod's run ended")
+    pod.api_key = None
 
 
 def build_spec(pod: Pod, api_key: str) -> PodSpec:

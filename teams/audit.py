@@ -3,7 +3,7 @@ AuditContextMiddleware, so service functions need not carry the request around."
 
 from contextvars import ContextVar
 
-from teams.models import AuditEvent, Team
+from teams.models import AuditEvent, Team, User
 
 current_ip: ContextVar[str | None] = ContextVar("audit_ip", default=None)
 
@@ -18,15 +18,25 @@ def record(
     details: dict | None = None,
 ) -> AuditEvent:
     """Append one audit event. Call it inside the service's transaction."""
-    actor = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    user, label = _actor(actor)
     return AuditEvent.objects.create(
         team=team,
         team_name=team.name if team else "",
-        actor=actor,
-        actor_label=actor.email if actor else "system",
+        actor=user,
+        actor_label=label,
         action=action,
         resource_type=resource_type,
         resource_id=str(resource_id),
         ip=current_ip.get(),
         details=details or {},
     )
+
+
+def _actor(actor) -> tuple[User | None, str]:
+    """Who to link and how to name them: a person, a principal that is no user (a pod acting
+    with its own API key: "pod <id>"), or the system."""
+    if actor is None or not getattr(actor, "is_authenticated", False):
+        return None, "system"
+    if isinstance(actor, User):
+        return actor, actor.email
+    return None, str(actor)

@@ -206,13 +206,24 @@ def hash_api_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+# What a pod's own key (RUNPOD_API_KEY) may do in its team: what the serverless worker protocol
+# and the REST API need of a workload (read and write pods, templates, endpoints, jobs), never
+# billing, members or API keys. A pod key is nobody's: it acts with this role, not a creator's.
+POD_KEY_ROLE = Role.DEV
+
+
 class ApiKeyQuerySet(models.QuerySet):
     def for_team(self, team: Team) -> "ApiKeyQuerySet":
         return self.filter(team=team)
 
+    def created_by_member(self, user, team: Team) -> "ApiKeyQuerySet":
+        return self.filter(team=team, created_by=user, pod_public_id="")
+
 
 class ApiKey(models.Model):
-    """A team's API key. Only a display prefix and a SHA-256 hash of the secret are kept."""
+    """A team's API key. Only a display prefix and a SHA-256 hash of the secret are kept.
+    A member's key acts with its creator's current role; a pod's key (pod_public_id set,
+    issued for one run of that pod and deleted when it stops) acts with POD_KEY_ROLE."""
 
     class Permission(models.TextChoices):
         READ_WRITE = "read_write", "Read/write"
@@ -230,6 +241,8 @@ class ApiKey(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+"
     )
+    # The public id of the pod this key was issued to (a string: teams knows nothing of pods).
+    pod_public_id = models.CharField(max_length=14, blank=True, db_index=True)
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
@@ -245,6 +258,10 @@ class ApiKey(models.Model):
     @property
     def is_read_only(self) -> bool:
         return self.permission == self.Permission.READ_ONLY
+
+    @property
+    def is_pod_key(self) -> bool:
+        return bool(self.pod_public_id)
 
     @staticmethod
     def generate_secret() -> str:

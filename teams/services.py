@@ -147,6 +147,7 @@ def _delete_membership(*, membership: Membership, actor, action: str) -> None:
     if _is_last_admin(membership):
         raise TeamError(LAST_ADMIN_MESSAGE)
     email, role = membership.user.email, membership.role
+    _revoke_member_keys(user=membership.user, team=team, actor=actor)
     membership.delete()
     audit.record(
         actor=actor,
@@ -156,6 +157,13 @@ def _delete_membership(*, membership: Membership, actor, action: str) -> None:
         resource_id=email,
         details={"role": role},
     )
+
+
+def _revoke_member_keys(*, user, team: Team, actor) -> None:
+    """A member who leaves takes their keys with them, for good: the keys are deleted, so
+    adding the person back later cannot bring a leaked key back to life."""
+    for key in ApiKey.objects.created_by_member(user, team):
+        _delete_key(key, actor=actor, reason=f"{user.email} left the team")
 
 
 @transaction.atomic
@@ -286,14 +294,47 @@ def set_api_key_enabled(*, key: ApiKey, actor, enabled: bool) -> ApiKey:
 
 
 @transaction.atomic
-def revoke_api_key(*, key: ApiKey, actor) -> None:
-    team, public_id, name = key.team, key.public_id, key.name
+def issue_pod_api_key(*, team: Team, pod_public_id: str) -> tuple[ApiKey, str]:
+    """The key a pod finds in RUNPOD_API_KEY for one run: read/write, acting in the pod's team
+    with POD_KEY_ROLE. The caller revokes it when that run ends (stop, exit, failure,
+    terminate). Returns the key and its secret, which only the pod's environment holds."""
+    secret = ApiKey.generate_secret()
+    key = ApiKey.objects.create(
+        team=team,
+        name=f"Pod {pod_public_id}",
+        permission=ApiKey.Permission.READ_WRITE,
+        prefix=secret[:12],
+        key_hash=hash_api_key(secret),
+        pod_public_id=pod_public_id,
+    )
+    audit.record(
+        actor=None,
+        team=team,
+        action="api_key.created",
+        resource_type="api_key",
+        resource_id=key.public_id,
+        details={"name": key.name, "pod": pod_public_id, "prefix": key.prefix},
+    )
+    return key, secret
+
+
+@transaction.atomic
+def revoke_api_key(*, key: ApiKey, actor, reason: str = "") -> None:
+    _delete_key(key, actor=actor, reason=reason)
+
+
+def _delete_key(key: ApiKey, *, actor, reason: str) -> None:
+    details = {"name": key.name}
+    if key.pod_public_id:
+        details["pod"] = key.pod_public_id
+    if reason:
+        details["reason"] = reason
     ApiKey.objects.filter(pk=key.pk).delete()
     audit.record(
         actor=actor,
-        team=team,
+        team=key.team,
         action="api_key.revoked",
         resource_type="api_key",
-        resource_id=public_id,
-        details={"name": name},
+        resource_id=key.public_id,
+        details=details,
     )

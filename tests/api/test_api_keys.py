@@ -119,10 +119,34 @@ def test_it_acts_with_the_creators_current_role(team, alice, bob):
     assert Client().get("/api/v1/me", **bearer(secret)).json()["role"] == "dev"
 
 
-def test_it_refuses_a_key_whose_creator_left_the_team(team, alice, bob):
-    _, secret = make_key(team, bob)
+def test_it_revokes_the_keys_of_a_creator_who_left_the_team(team, alice, bob):
+    key, secret = make_key(team, bob)
     services.leave_team(membership=Membership.objects.get(user=bob, team=team))
-    assert Client().get("/api/v1/me", **bearer(secret)).status_code == 403
+    assert Client().get("/api/v1/me", **bearer(secret)).status_code == 401
+    assert not ApiKey.objects.filter(pk=key.pk).exists()
+
+
+def test_it_revokes_a_removed_members_keys_for_good(team, alice, bob):
+    key, secret = make_key(team, bob)
+    services.remove_member(membership=Membership.objects.get(user=bob, team=team), actor=alice)
+    assert Client().get("/api/v1/me", **bearer(secret)).status_code == 401
+    revoked = AuditEvent.objects.get(action="api_key.revoked", resource_id=key.public_id)
+    assert revoked.actor == alice
+    assert revoked.details["reason"] == "bob@example.com left the team"
+    services.add_member(team=team, user=bob, role=Role.DEV, actor=alice)
+    assert Client().get("/api/v1/me", **bearer(secret)).status_code == 401
+    assert not ApiKey.objects.filter(pk=key.pk).exists()
+
+
+def test_it_keeps_the_keys_of_others_when_a_member_is_removed(team, alice, bob):
+    _, alices = make_key(team, alice)
+    bob_elsewhere = bob.memberships.exclude(team=team).get().team
+    _, bobs_own = services.create_api_key(
+        team=bob_elsewhere, actor=bob, name="mine", permission="read_write"
+    )
+    services.remove_member(membership=Membership.objects.get(user=bob, team=team), actor=alice)
+    assert Client().get("/api/v1/me", **bearer(alices)).status_code == 200
+    assert Client().get("/api/v1/me", **bearer(bobs_own)).status_code == 200
 
 
 def test_it_only_shows_the_keys_own_team(team, alice, charlie):
