@@ -28,6 +28,11 @@ build_podman_image() {
 }
 
 start_podman() {
+    # What this runs besides coreutils: podman, the runtime and init the config and the
+    # docker runtime ask for (runc, catatonit), and iptables, which Podman's network plugins
+    # run to publish ports (only "Suggested" by podman, so absent on a minimal machine).
+    ensure_apt podman podman runc runc /usr/libexec/podman/catatonit catatonit \
+        /usr/sbin/iptables iptables || return 1
     PODMAN_DIR=$(mktemp -d /tmp/console-podman.XXXXXX)
     cat > "$PODMAN_DIR/containers.conf" <<'EOF'
 [containers]

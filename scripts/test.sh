@@ -13,6 +13,7 @@ cd "$ROOT"
 ensure_apt /usr/lib/postgresql/15/bin/initdb postgresql redis-server redis-server \
     /usr/bin/chromium chromium bwrap bubblewrap slirp4netns slirp4netns \
     podman podman runc runc /usr/libexec/podman/catatonit catatonit /bin/busybox busybox-static \
+    /usr/sbin/iptables iptables \
     ssh-keygen openssh-client ip iproute2 nsenter util-linux setpriv util-linux \
     /usr/bin/python3 python3 \
     /usr/share/fonts/truetype/dejavu fonts-dejavu-core

@@ -162,8 +162,9 @@ def test_it_shares_a_network_volume_between_pods_and_keeps_it_after_one_is_delet
 
 
 def created_host_config(recorded: RecordedRequests) -> dict:
-    [create] = recorded.to("POST", "/containers/create")
-    return json.loads(create.body)["HostConfig"]
+    """The container that was created: the last create (a first one, with a disk quota, is
+    refused by an engine without quotas until the process has learnt that)."""
+    return json.loads(recorded.to("POST", "/containers/create")[-1].body)["HostConfig"]
 
 
 def test_it_requests_gpus_by_device_id_or_count_and_none_without_gpus(backend):
