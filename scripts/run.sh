@@ -19,11 +19,13 @@ export PROXY_DOMAIN=${PROXY_DOMAIN:-localhost}
 mkdir -p "$DATA_DIR/logs"
 DATA_DIR=$(cd "$DATA_DIR" && pwd)
 
-# The pod runtime's binaries, and the services when no URL names outside ones.
-packages=(bwrap bubblewrap slirp4netns slirp4netns nsenter util-linux setpriv util-linux)
+# The process runtime's binaries (pods/runtime/sandbox.py: its sandbox, network and the python
+# pods run), and the services when no URL names outside ones.
+packages=(/usr/bin/bwrap bubblewrap /usr/bin/slirp4netns slirp4netns /usr/bin/nsenter util-linux
+    /usr/bin/setpriv util-linux /usr/bin/python3 python3)
 [ -n "${DATABASE_URL:-}" ] || packages+=(/usr/lib/postgresql/15/bin/initdb postgresql)
 [ -n "${REDIS_URL:-}" ] || packages+=(redis-server redis-server)
-ensure_apt "${packages[@]}" || die "install the packages above, or set DATABASE_URL and REDIS_URL"
+ensure_apt "${packages[@]}" || die "install the packages above (make run as root installs them)"
 ensure_venv
 
 # One run per DATA_DIR. Fd 9 holds the lock; every child gets it closed (9>&-), so that a
