@@ -14,6 +14,7 @@ from billing.models import (
     LedgerEntry,
     Payment,
     PaymentMethod,
+    UsageWriteOff,
     WebhookEvent,
 )
 from billing.money import format_usd
@@ -142,6 +143,31 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     search_fields = ["team__slug", "idempotency_key", "description", "source_id", "public_id"]
     date_hierarchy = "created_at"
     list_select_related = ["team", "actor"]
+
+
+@admin.register(UsageWriteOff)
+class UsageWriteOffAdmin(ReadOnlyAdmin):
+    """The staff report of usage never charged: minutes a catch-up after a metering outage
+    found past a team's low-funds line (billing.usage)."""
+
+    list_display = [
+        "created_at",
+        "team",
+        "description",
+        "source_id",
+        "minutes",
+        "amount_usd",
+        "first_minute",
+        "last_minute",
+    ]
+    list_filter = ["created_at", "source_type"]
+    search_fields = ["team__slug", "team__name", "source_id", "description"]
+    date_hierarchy = "created_at"
+    list_select_related = ["team"]
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_usd(self, obj: UsageWriteOff) -> str:
+        return format_usd(obj.amount, 4)
 
 
 @admin.register(Payment)

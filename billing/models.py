@@ -72,6 +72,9 @@ class BillingAccount(models.Model):
     # period before a team's stopped pods and then its network volumes are removed.
     depleted_since = models.DateTimeField(null=True, blank=True)
     depletion_warned_at = models.DateTimeField(null=True, blank=True)
+    # Since when the team has been short of funds (pods.funds): its e-mail and audit row are
+    # sent once per episode, which ends when the balance covers what the team holds again.
+    low_funds_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -174,6 +177,31 @@ class LedgerEntry(models.Model):
     @property
     def is_credit(self) -> bool:
         return self.amount > 0
+
+
+class UsageWriteOff(models.Model):
+    """Usage the platform failed to charge in time and gives up on: minutes a catch-up (after a
+    metering outage) found past the point where the team's funds ran low, when its pods would
+    have been stopped. Never charged; listed for staff. Written only by billing.usage."""
+
+    team = models.ForeignKey(Team, models.PROTECT, related_name="usage_write_offs")
+    source_type = models.CharField(max_length=40)
+    source_id = models.CharField(max_length=64)
+    description = models.CharField(max_length=255)
+    first_minute = models.DateTimeField()
+    last_minute = models.DateTimeField()
+    minutes = models.PositiveIntegerField()
+    # What those minutes would have cost (positive).
+    amount = money_field()
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["source_type", "source_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.description}: {self.minutes} min written off ({self.team})"
 
 
 class PaymentQuerySet(models.QuerySet):

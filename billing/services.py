@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 
 from billing.burn import burn_rate
 from billing.models import BillingAccount, LedgerEntry
@@ -222,3 +223,41 @@ def track_depletion(*, now) -> None:
     BillingAccount.objects.filter(balance__gt=0).exclude(depleted_since=None).update(
         depleted_since=None, depletion_warned_at=None
     )
+
+
+def begin_low_funds_episode(*, team: Team, now) -> bool:
+    """Note that the team is short of funds since `now`. True when this begins an episode
+    (the caller audits it and tells the team), False while one is already under way; the
+    conditional update makes two ticks at once agree on which of them begins it."""
+    get_account(team)
+    started = BillingAccount.objects.filter(team=team, low_funds_since=None)
+    return started.update(low_funds_since=now) == 1
+
+
+def funded_low_funds_episodes() -> list[int]:
+    """Teams in a low-funds episode that received money (a credit, a positive adjustment)
+    since it began."""
+    credit_since = LedgerEntry.objects.filter(
+        team=OuterRef("team"), amount__gt=0, created_at__gte=OuterRef("low_funds_since")
+    )
+    accounts = BillingAccount.objects.exclude(low_funds_since=None).filter(Exists(credit_since))
+    return sorted(accounts.values_list("team_id", flat=True))
+
+
+def end_low_funds_episodes(*, team_ids: list[int]) -> None:
+    """The teams are funded again: their next shortage begins a new episode."""
+    accounts = BillingAccount.objects.filter(team_id__in=team_ids).exclude(low_funds_since=None)
+    for account in accounts.select_related("team").order_by("pk"):
+        with transaction.atomic():
+            ended = BillingAccount.objects.filter(
+                pk=account.pk, low_funds_since=account.low_funds_since
+            ).update(low_funds_since=None)
+            if ended:
+                audit.record(
+                    actor=None,
+                    team=account.team,
+                    action="billing.low_funds.ended",
+                    resource_type="billing_account",
+                    resource_id=account.team.slug,
+                    details={"since": account.low_funds_since.isoformat()},
+                )

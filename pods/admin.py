@@ -1,5 +1,7 @@
 from django.contrib import admin, messages
+from django.utils import timezone
 
+from pods.lifecycle import STUCK_AFTER, stuck
 from pods.models import (
     CpuInstanceType,
     DataCenter,
@@ -100,11 +102,36 @@ class PodEventInline(admin.TabularInline):
     can_delete = False
 
 
+class StuckFilter(admin.SimpleListFilter):
+    """Pods whose start or stop has not finished within STUCK_AFTER: the reconciler keeps
+    retrying them; staff look at their machine."""
+
+    title = "stuck"
+    parameter_name = "stuck"
+
+    def lookups(self, request, model_admin):
+        return [("yes", f"Starting or stopping for over {int(STUCK_AFTER.total_seconds())} s")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return stuck(queryset, timezone.now())
+        return queryset
+
+
 @admin.register(Pod)
 class PodAdmin(admin.ModelAdmin):
     # Lifecycle changes go through pods.services (runtime, audit); the admin only looks.
-    list_display = ["public_id", "name", "team", "status", "gpu_type", "gpu_count", "machine"]
-    list_filter = ["status", "cloud_type", "pricing"]
+    list_display = [
+        "public_id",
+        "name",
+        "team",
+        "status",
+        "status_changed_at",
+        "gpu_type",
+        "gpu_count",
+        "machine",
+    ]
+    list_filter = [StuckFilter, "status", "cloud_type", "pricing"]
     search_fields = ["public_id", "name", "team__name"]
     inlines = [PodEventInline]
 

@@ -1,7 +1,10 @@
 """Low funds: stop a team's pods before its balance goes meaningfully negative, after
 auto-recharge had its chance; remove what a team leaves unpaid for too long (SPEC.md, Money).
 
-Runs after every metering tick (pods.tasks.meter_task, `manage.py meter`).
+Runs after every metering tick (pods.tasks.meter_task, `manage.py meter`). A team found short
+starts a funds episode (BillingAccount.low_funds_since): its admins get one e-mail and the team
+one audit row per episode, however many ticks find it short (a pod stuck in stopping keeps it
+short). The episode ends once the team has been funded again and covers what it holds.
 """
 
 from __future__ import annotations
@@ -19,20 +22,28 @@ from django.utils import timezone
 from billing import emails, payments
 from billing.models import BillingAccount, Payment
 from billing.money import ZERO, to_money
-from billing.services import get_account, track_depletion
+from billing.services import (
+    begin_low_funds_episode,
+    end_low_funds_episodes,
+    funded_low_funds_episodes,
+    get_account,
+    track_depletion,
+)
 from pods import metering
-from pods.models import NetworkVolume, Pod
+from pods.metering import RUNWAY_MINUTES
+from pods.models import Pod
 from teams import audit
 from teams.models import Team
 
 log = logging.getLogger(__name__)
 
-RUNWAY_MINUTES = 10
 # An auto-recharge charged this recently whose credit (the webhook) has not arrived yet still
 # counts as money the team has.
 PENDING_RECHARGE_WINDOW = timedelta(minutes=15)
 WARN_BEFORE_REMOVAL = timedelta(days=2)
-LOW_FUNDS_REASON = "Stopped: the balance no longer covered 10 minutes of this team's pods."
+LOW_FUNDS_REASON = (
+    f"Stopped: the balance no longer covered {RUNWAY_MINUTES} minutes of this team's pods."
+)
 
 
 @dataclass(frozen=True)
@@ -40,10 +51,8 @@ class Shortfall:
     team: Team
     balance: Decimal
     burn: Decimal
-
-    @property
-    def needed(self) -> Decimal:
-        return to_money(self.burn * RUNWAY_MINUTES / 60)
+    # The low-funds line: RUNWAY_MINUTES of the burn rate.
+    needed: Decimal
 
 
 def enforce(*, team_ids=None, now: datetime | None = None) -> list[int]:
@@ -54,8 +63,9 @@ def enforce(*, team_ids=None, now: datetime | None = None) -> list[int]:
     for shortfall in short_teams(team_ids):
         if _rescued_by_auto_recharge(shortfall, now):
             continue
-        stop_team_pods(shortfall)
-        stopped.append(shortfall.team.pk)
+        if stop_team_pods(shortfall, now=now):
+            stopped.append(shortfall.team.pk)
+    end_episodes_of_funded_teams()
     track_depletion(now=now)
     warn_before_removal(now)
     remove_after_grace(now)
@@ -63,40 +73,37 @@ def enforce(*, team_ids=None, now: datetime | None = None) -> list[int]:
 
 
 def short_teams(team_ids=None) -> list[Shortfall]:
-    """Teams with pods holding resources whose balance covers less than 10 minutes of their
-    burn rate (pods and network volumes), found in one query."""
+    """Teams with pods holding resources whose balance is below the low-funds line (their
+    burn rate for RUNWAY_MINUTES, pods.metering.team_burn_sql), found in one query."""
     holding = "', '".join(Pod.HOLDING)
-    running = f"p.status IN ('{holding}')"
-    pod_burn = (
-        f"SELECT p.team_id, {metering.COMPUTE_RATE_SQL} "
-        f"+ {metering.storage_month_sql(running)} / 720 AS per_hour "
-        f"FROM {metering.pod_tables_sql()} WHERE p.status <> 'terminated'"
-    )
-    volume_burn = (
-        f"SELECT v.team_id, {metering.NETWORK_VOLUME_MONTH_SQL} / 720 "
-        f"FROM {NetworkVolume._meta.db_table} v"
-    )
-    params = metering.price_params()
-    scope = ""
-    if team_ids is not None:
-        condition, params["ids"] = metering.ids_condition("b.team_id", sorted(team_ids))
-        scope = f"AND {condition}"
+    params = {**metering.price_params(), "burn_teams": sorted(team_ids or ())}
+    scope = "true" if team_ids is None else "{team_id} = ANY(%(burn_teams)s)"
+    floor = metering.funds_floor_sql("b.per_hour")
     sql = (
-        "SELECT b.team_id, COALESCE(a.balance, 0), SUM(b.per_hour) "
-        f"FROM ({pod_burn} UNION ALL {volume_burn}) AS b "
+        f"SELECT b.team_id, COALESCE(a.balance, 0), b.per_hour, {floor} "
+        f"FROM ({metering.team_burn_sql(scope)}) AS b "
         f"LEFT JOIN {BillingAccount._meta.db_table} a ON a.team_id = b.team_id "
-        f"WHERE b.team_id IN (SELECT team_id FROM {Pod._meta.db_table} p WHERE {running}) "
-        f"{scope} GROUP BY b.team_id, a.balance "
-        f"HAVING COALESCE(a.balance, 0) * 60 < SUM(b.per_hour) * {RUNWAY_MINUTES}"
+        f"WHERE b.team_id IN (SELECT team_id FROM {Pod._meta.db_table} "
+        f"WHERE status IN ('{holding}')) AND COALESCE(a.balance, 0) < {floor}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     teams = Team.objects.in_bulk([row[0] for row in rows])
     return [
-        Shortfall(teams[team_id], Decimal(str(balance)), Decimal(str(burn)))
-        for team_id, balance, burn in rows
+        Shortfall(teams[team_id], to_money(balance), to_money(burn), to_money(needed))
+        for team_id, balance, burn, needed in rows
     ]
+
+
+def end_episodes_of_funded_teams() -> None:
+    """A team funded since its episode began, and no longer short, is out of it: the next
+    shortage is a new episode with its own e-mail."""
+    funded = funded_low_funds_episodes()
+    if not funded:
+        return
+    still_short = {shortfall.team.pk for shortfall in short_teams(funded)}
+    end_low_funds_episodes(team_ids=[pk for pk in funded if pk not in still_short])
 
 
 def _rescued_by_auto_recharge(shortfall: Shortfall, now: datetime) -> bool:
@@ -120,15 +127,17 @@ def _rescued_by_auto_recharge(shortfall: Shortfall, now: datetime) -> bool:
     return balance + (pending or ZERO) >= shortfall.needed
 
 
-def stop_team_pods(shortfall: Shortfall) -> list[Pod]:
-    """Stop every pod of the team (volumes kept, container disks lost), audit it, and e-mail
-    its admin and billing members."""
+def stop_team_pods(shortfall: Shortfall, *, now: datetime) -> list[Pod]:
+    """Stop every pod of the team (volumes kept, container disks lost); at the start of an
+    episode, audit it and e-mail the team's admin and billing members."""
     from pods.services import stop_pod
 
     team = shortfall.team
     pods = [pod for pod in Pod.objects.for_team(team).live() if pod.can_stop()]
     for pod in pods:
         stop_pod(actor=None, pod=pod, reason=LOW_FUNDS_REASON)
+    if not begin_low_funds_episode(team=team, now=now):
+        return pods  # told already: each stop has its own pod audit row
     audit.record(
         actor=None,
         team=team,

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from pods import live
-from pods.metering import change_status
+from pods.metering import STOP_GRACE, change_status
 from pods.models import Pod
 from pods.runtime import MountSpec, PodSpec, PortSpec, RuntimeBackend, RuntimeFailure, get_backend
 from teams import audit
@@ -24,9 +24,10 @@ from teams.models import ApiKey
 
 log = logging.getLogger(__name__)
 
-STOP_GRACE_SECONDS = 5.0
-# A pod stuck in a transitional status this long had its task lost (worker crash): redo it.
+# A pod stuck in a transitional status this long had its task lost (worker crash) or its
+# machine did not answer: the reconciler redoes it, and staff see it (PodAdmin's "stuck").
 STUCK_AFTER = timedelta(seconds=60)
+TRANSITIONAL = (Pod.Status.CREATED, Pod.Status.STARTING, Pod.Status.STOPPING)
 CONSOLE_ENV = ("RUNPOD_POD_ID", "RUNPOD_API_KEY", "RUNPOD_POD_HOSTNAME", "RUNPOD_GPU_COUNT")
 CONSOLE_ENV += ("RUNPOD_CPU_COUNT", "RUNPOD_DC_ID", "RUNPOD_API_BASE_URL", "RUNPOD_PUBLIC_IP")
 CONSOLE_ENV += ("PORT",)
@@ -181,7 +182,7 @@ def halt_pod(pod_id: int) -> None:
     backend = backend_for(pod)
     exit_code = None
     if pod.runtime_handle:
-        exit_code = backend.stop(pod.runtime_handle, grace_seconds=STOP_GRACE_SECONDS)
+        exit_code = backend.stop(pod.runtime_handle, grace_seconds=STOP_GRACE.total_seconds())
     backend.reset_container_disk(pod.public_id)
     with transaction.atomic():
         pod = Pod.objects.select_related("team").select_for_update(of=("self",)).get(pk=pod_id)
@@ -274,11 +275,23 @@ def check_running(pod: Pod) -> None:
         _relaunch_lost(pod)
 
 
+def stuck(pods, now):
+    """The pods of `pods` that have been in a transitional status longer than STUCK_AFTER."""
+    return pods.filter(status__in=TRANSITIONAL, status_changed_at__lt=now - STUCK_AFTER)
+
+
 def redo_stuck(pod: Pod) -> None:
-    if pod.status == Pod.Status.STOPPING:
-        halt_pod(pod.pk)
-    else:
-        boot_pod(pod.pk)
+    """Retry the lost step; a machine that still fails leaves the pod stuck (and listed for
+    staff) until the next round, without holding up the other pods."""
+    try:
+        if pod.status == Pod.Status.STOPPING:
+            halt_pod(pod.pk)
+        else:
+            boot_pod(pod.pk)
+    except (RuntimeFailure, OSError) as error:
+        log.warning(
+            "pod %s stuck %s since %s: %s", pod.public_id, pod.status, pod.status_changed_at, error
+        )
 
 
 def run_timers(now) -> None:
@@ -299,7 +312,6 @@ def reconcile() -> None:
     pods = Pod.objects.filter(machine__is_online=True).select_related("team", "machine")
     for pod in pods.filter(status=Pod.Status.RUNNING):
         check_running(pod)
-    transitional = (Pod.Status.CREATED, Pod.Status.STARTING, Pod.Status.STOPPING)
-    for pod in pods.filter(status__in=transitional, status_changed_at__lt=now - STUCK_AFTER):
+    for pod in stuck(pods, now):
         redo_stuck(pod)
     run_timers(now)

@@ -18,7 +18,7 @@ from django.utils import timezone
 from billing.money import ZERO, to_money
 from billing.services import Affordability, can_afford
 from pods import live
-from pods.metering import ceil_minute, change_status, settle_network_volume
+from pods.metering import ceil_minute, change_status, settle_network_volume, team_burn_rates
 from pods.models import (
     CpuInstanceType,
     DataCenter,
@@ -96,9 +96,10 @@ class DeployRequest:
 
 
 def team_burn_rate(team: Team) -> Decimal:
-    """What the team's pods cost per hour right now (registered with billing.burn)."""
-    pods = Pod.objects.for_team(team).live().select_related("gpu_type", "cpu_instance")
-    return to_money(sum((pod.price().total for pod in pods), ZERO))
+    """What the team's pods and network volumes cost per hour right now, in one query: the
+    same SQL low funds judges teams by (registered with billing.burn, so can_afford, the
+    billing page and the deploy review use it too)."""
+    return to_money(team_burn_rates([team.pk]).get(team.pk, ZERO))
 
 
 def affordability(*, team: Team, extra: Decimal, lock: bool) -> Affordability:

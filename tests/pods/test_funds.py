@@ -4,30 +4,26 @@ its chance; teams left at zero lose their pods, then their network volumes."""
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import pytest
 import time_machine
 from django.core import mail
 from django.test import TestCase
+from django.urls import reverse
 
+from billing.burn import burn_rate
 from billing.models import BillingAccount
-from billing.services import get_account
+from billing.services import can_afford, get_account
 from pods import funds
 from pods.metering import meter
 from pods.models import NetworkVolume, Pod
+from pods.services import team_burn_rate
 from teams.models import AuditEvent
 from tests.billing.test_stripe_emulator import enable_auto_recharge, forward, saved_card
-from tests.pods.factories import catalogue, fund
+from tests.conftest import login
+from tests.pods.factories import fund, stopped_pod
 from tests.pods.test_metering import running_pod
+from tests.pods.test_wizard import valid
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def twelve_dollar_gpu(db):
-    parts = catalogue()
-    parts["a40"].secure_price = Decimal("12")
-    parts["a40"].save()
-    return parts
 
 
 def tick(minute: int) -> list[int]:
@@ -132,3 +128,36 @@ def test_credit_ends_the_grace_period(team, twelve_dollar_gpu):
     account = BillingAccount.objects.get(team=team)
     assert account.depleted_since is None
     assert Pod.objects.filter(team=team).exclude(status=Pod.Status.TERMINATED).exists()
+
+
+# One burn rate ---------------------------------------------------------------------------
+
+
+def a_team_with_a_pod_a_parked_volume_and_a_network_volume(team, parts) -> None:
+    """$0.79 running + $0.01 parked (36 GB stopped) + $0.25 network volume (3.6 TB) = $1.05/h."""
+    running_pod(team, parts["machine"])
+    stopped_pod(team, parts["machine"], volume_gb=36, container_disk_gb=0)
+    NetworkVolume.objects.create(team=team, name="data", size_gb=3600, data_center=parts["dc"])
+
+
+def test_billing_the_wizard_and_can_afford_read_one_burn_rate_with_network_volumes(
+    team, parts, alice
+):
+    fund(team, "100")
+    a_team_with_a_pod_a_parked_volume_and_a_network_volume(team, parts)
+    assert team_burn_rate(team) == burn_rate(team) == Decimal("1.05")
+    assert can_afford(team=team, extra_cost_per_hour=0).burn_rate == Decimal("1.05")
+    client = login(alice)
+    billing_page = client.get(reverse("billing", args=[team.slug])).content.decode()
+    assert "$1.050" in billing_page
+    review = client.post(
+        reverse("pod_deploy", args=[team.slug]), valid(action="refresh", tcp_ports="")
+    ).content.decode()
+    assert "at $1.841/h with this pod" in review  # + $0.7908 for the new pod
+
+
+def test_low_funds_counts_network_volumes_too(team, parts):
+    fund(team, "0.17")  # 10 minutes of the pod alone need $0.1317; with everything $0.175
+    a_team_with_a_pod_a_parked_volume_and_a_network_volume(team, parts)
+    [shortfall] = funds.short_teams([team.pk])
+    assert (shortfall.burn, shortfall.needed) == (Decimal("1.05"), Decimal("0.175"))

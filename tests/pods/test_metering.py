@@ -37,6 +37,14 @@ def parts(db):
     return catalogue()
 
 
+@pytest.fixture
+def team(team):
+    """Acme with credit for every catch-up here: what a catch-up does past a team's funds is
+    tests/pods/test_outage.py's subject."""
+    fund(team, "1000")
+    return team
+
+
 def test_it_charges_exactly_079_for_60_minutes_at_079_per_hour(team, parts):
     pod = running_pod(team, parts["machine"])  # A40, Secure Cloud, $0.79/h
     meter(until=T0 + timedelta(minutes=60))
@@ -182,6 +190,7 @@ def test_two_ticks_at_once_charge_each_pod_minute_once():
     from teams.models import Team
 
     team = Team.objects.create(name="Busy", slug="busy", is_personal=False)
+    fund(team, "1000")
     pods = [running_pod(team, parts["machine"], volume_gb=5) for _ in range(30)]
     until = T0 + timedelta(minutes=10)
     run_in_threads(lambda: meter(until=until, batch_size=7), [(), ()])
@@ -197,6 +206,7 @@ def test_a_tick_killed_halfway_is_completed_by_the_next(monkeypatch):
     from teams.models import Team
 
     team = Team.objects.create(name="Crashy", slug="crashy", is_personal=False)
+    fund(team, "1000")
     for _ in range(10):
         running_pod(team, parts["machine"])
     real_charge = metering._charge_pods

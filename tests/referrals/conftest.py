@@ -88,7 +88,16 @@ def gpu_machine(price: str) -> Machine:
 
 
 def running_pod(team: Team, machine: Machine, *, since=T0, **fields) -> Pod:
-    """A running one-GPU pod metered from `since`, no disks (compute charges only)."""
+    """A running one-GPU pod metered from `since`, no disks (compute charges only). Its team
+    gets credit for the long runs here: a catch-up charges no further than a team's funds
+    reach (pods.metering), and a staff adjustment earns no commission."""
+    post_entry(
+        team=team,
+        amount=Decimal("1000"),
+        kind="adjustment",
+        idempotency_key=f"test-runway:{team.pk}",
+        description="Test credit for long runs",
+    )
     values = dict(
         name="worker",
         container_disk_gb=0,

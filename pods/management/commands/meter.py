@@ -36,6 +36,11 @@ class Command(BaseCommand):
             f"{result.volumes} network volumes, {result.entries} charges, "
             f"{-result.total} USD."
         )
+        if result.written_off_minutes:
+            self.stdout.write(
+                f"Wrote off {result.written_off_minutes} pod minutes ({result.written_off} USD) "
+                "past the low-funds line of their teams: see Usage write-offs in the admin."
+            )
         if not no_enforce:
             stopped = funds.enforce(team_ids=result.team_ids)
             if stopped:
