@@ -305,8 +305,8 @@ class ProcessBackend(RuntimeBackend):
         return made
 
     def _make_cgroup(self, parent: Path | None, pod_id: str, values: dict) -> Path | None:
-        if not parent or not all((parent / name).exists() for name in values):
-            return None
+        if not parent or not (parent / "cgroup.procs").exists():
+            return None  # controller not mounted here (the limit files exist only below root)
         path = parent / f"pod-{pod_id}"
         try:
             path.mkdir(exist_ok=True)

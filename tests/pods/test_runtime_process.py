@@ -1,6 +1,7 @@
 """A real pod on the process runtime: a process tree in bubblewrap, its ports, volume,
 container disk, stop signals and the reconciler."""
 
+import secrets
 import time
 import urllib.request
 from pathlib import Path
@@ -10,8 +11,8 @@ from django.conf import settings
 
 from pods import lifecycle, services
 from pods.models import Pod
-from pods.runtime import get_backend
-from pods.runtime.process import bwrap_works
+from pods.runtime import PodSpec, PortSpec, get_backend
+from pods.runtime.process import ProcessBackend, bwrap_works
 from tests.pods.factories import HTTP_SERVER, deploy_request, fund, http_template
 
 pytestmark = pytest.mark.usefixtures("reap")
@@ -233,6 +234,67 @@ def test_it_applies_a_memory_limit_when_the_cgroup_is_writable(http_pod):
     assert usage.memory_limit_bytes == http_pod.memory_gb * 1024**3
     assert usage.processes >= 1 and usage.memory_bytes > 0
     assert Path(cgroup).exists()
+
+
+def test_it_gives_the_pod_a_cpu_quota_of_its_vcpus_and_a_pids_limit(http_pod):
+    cgroups = {Path(path).parent.name: Path(path) for path in http_pod.runtime_handle["cgroups"]}
+    if not {"cpu", "pids"} <= cgroups.keys():
+        pytest.skip("no writable cpu and pids cgroups on this machine")
+    assert (cgroups["cpu"] / "cpu.cfs_quota_us").read_text().strip() == str(http_pod.vcpu * 100_000)
+    assert (cgroups["pids"] / "pids.max").read_text().strip() == "4096"
+    pids = ProcessBackend()._payload_pids(http_pod.runtime_handle)
+    for controller in ("cpu", "pids"):
+        assert set(pids) <= set(
+            map(int, (cgroups[controller] / "cgroup.procs").read_text().split())
+        )
+
+
+def test_it_stops_a_fork_bomb_at_the_pids_limit():
+    """A pod that forks without end gets as far as its pids limit, and the host carries on."""
+    backend = get_backend("process", {"pids_limit": 24})
+    spec = PodSpec(
+        pod_id="forks" + secrets.token_hex(4),
+        image="python:3.11-slim",
+        command="for i in $(seq 60); do sleep 30 & done; wait",
+        env={},
+    )
+    handle = backend.start(spec).handle
+    try:
+        if not any(Path(path).parent.name == "pids" for path in handle["cgroups"]):
+            pytest.skip("no writable pids cgroup on this machine")
+        refused = ("Resource temporarily unavailable", "Cannot fork")
+        wait_for(lambda: any(r in backend.read_logs(handle).text for r in refused))
+        assert backend.usage(handle).processes <= 24
+    finally:
+        backend.stop(handle, grace_seconds=0.5)
+        backend.delete_pod_data(spec.pod_id, volume_name=None)
+
+
+def test_it_runs_a_plain_subprocess_on_the_hosts_network_when_the_machine_says_so():
+    """sandbox "none" (development only): $PORT is then the host port itself."""
+    backend = get_backend("process", {"sandbox": "none"})
+    spec = PodSpec(
+        pod_id="plain" + secrets.token_hex(4),
+        image="python:3.11-slim",
+        command="exec python3 -m http.server $PORT --bind 127.0.0.1",
+        env={},
+        ports=(PortSpec(8080, "http"),),
+    )
+    started = backend.start(spec)
+    try:
+        assert started.handle["sandboxed"] is False
+        public = started.ports[0].public_port
+        assert "Directory listing" in wait_for(
+            lambda: (
+                urllib.request.urlopen(f"http://127.0.0.1:{public}/", timeout=2).read().decode()
+                if "Serving HTTP" in backend.read_logs(started.handle).text
+                else None
+            )
+        )
+        assert "warning: no sandbox" in backend.read_logs(started.handle).text
+    finally:
+        backend.stop(started.handle, grace_seconds=0.5)
+        backend.delete_pod_data(spec.pod_id, volume_name=None)
 
 
 def test_it_opens_a_shell_inside_the_pod(http_pod):

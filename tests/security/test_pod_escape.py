@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 from django.conf import settings
 
@@ -280,3 +282,29 @@ def test_the_pods_path_and_ld_preload_never_reach_a_host_side_helper():
     assert all("cannot open shared object file" in line for line in preloads), preloads
     assert b"invalid ELF header" not in output and b"file too short" not in output
     backend.delete_pod_data(pod_id, volume_name=pod_id)
+
+
+def test_the_web_terminal_is_the_pods_unprivileged_root_never_a_host_shell(victim):
+    backend = get_backend("process")
+    shell = backend.open_shell(victim.runtime_handle)
+    try:
+        fields = "^(Uid|CapEff|CapBnd|NoNewPrivs|Seccomp):"
+        commands = f"grep -E '{fields}' /proc/self/status; ls {settings.BASE_DIR}; cat secret.txt"
+        shell.write(f"{commands}; echo done-$((6*7))\n".encode())
+        output = read_shell(shell, b"done-42").decode()
+        helper = psutil.Process(shell.proc.pid)  # nsenter: host side, waits for its child
+        inside = helper.children(recursive=True)
+        assert inside
+        for process in inside:
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            assert status_field(status, "Uid").split() == [str(victim.runtime_handle["uid"])] * 4
+            assert status_field(status, "CapEff") == "0000000000000000"
+            assert status_field(status, "Seccomp") == "2"
+    finally:
+        shell.close()
+    assert re.search(r"Uid:\s+0\s+0\s+0\s+0", output)  # the pod's root...
+    assert re.search(r"CapEff:\s+0000000000000000", output)  # ...without capabilities
+    assert re.search(r"CapBnd:\s+0000000000000000", output)
+    assert re.search(r"NoNewPrivs:\s+1", output) and re.search(r"Seccomp:\s+2", output)
+    assert "No such file or directory" in output  # the console's source is not there
+    assert "victim-secret" in output  # the shell starts in the pod's own volume
