@@ -78,7 +78,9 @@ fi
 # threads share a pool of connections (persistent ones per thread exhausted PostgreSQL).
 start web env DATABASE_POOL_SIZE="${DATABASE_POOL_SIZE:-10}" \
     "$VENV/bin/daphne" -b "$HOST" -p "$PORT" console.asgi:application
-start worker "$VENV/bin/celery" -A console worker --pool=solo --concurrency=1 -l INFO
+# One worker: no neighbours to synchronise with or gossip to (each costs start-up and shutdown).
+start worker "$VENV/bin/celery" -A console worker --pool=solo --concurrency=1 -l INFO \
+    --without-mingle --without-gossip
 start beat "$VENV/bin/celery" -A console beat -l INFO -s "$DATA_DIR/celerybeat-schedule"
 
 log "console: $SITE_URL  (Ctrl-C stops everything)"

@@ -247,6 +247,47 @@ class Console:
         return int(self.services_env()[name].rsplit(":", 1)[1].split("/")[0])
 
 
+def settings_in(data_dir: Path, code: str, **env: str) -> subprocess.CompletedProcess:
+    """`manage.py shell -c CODE` in a terminal with only DATA_DIR (and env) set."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "shell", "-v", "0", "-c", code],
+        cwd=ROOT,
+        env=user_env(data_dir, **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+SHOW_URLS = (
+    "from django.conf import settings as s; print(s.DATABASES['default']['PORT'], s.REDIS_URL)"
+)
+
+
+def test_without_a_database_the_settings_name_make_run_and_database_url(tmp_path):
+    result = settings_in(tmp_path, SHOW_URLS)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: DATABASE_URL is not set" in result.stderr
+    assert "`make run`" in result.stderr
+
+
+def test_sqlite_is_refused(tmp_path):
+    result = settings_in(tmp_path, SHOW_URLS, DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3")
+    assert result.returncode != 0
+    assert "DATABASE_URL must name a PostgreSQL database" in result.stderr
+
+
+def test_services_env_is_read_when_the_variables_are_unset_and_they_win_when_set(tmp_path):
+    (tmp_path / "services.env").write_text(
+        "# comment\nDATABASE_URL=postgres://console:pw@127.0.0.1:5999/console\n"
+        "REDIS_URL=redis://default:pw@127.0.0.1:6999/0\n"
+    )
+    read = settings_in(tmp_path, SHOW_URLS)
+    assert read.stdout.split() == ["5999", "redis://default:pw@127.0.0.1:6999/0"], read.stderr
+    wins = settings_in(tmp_path, SHOW_URLS, DATABASE_URL="postgres://other@127.0.0.1:5111/x")
+    assert wins.stdout.split() == ["5111", "redis://default:pw@127.0.0.1:6999/0"], wins.stderr
+
+
 @pytest.fixture(scope="module")
 def console() -> Iterator[Console]:
     # Under /tmp, open to others: as root, PostgreSQL runs as the postgres user and must
