@@ -62,7 +62,6 @@ CONTAINER_HOME = "/root"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 IDLE_COMMAND = "echo '[console] no start command: the pod idles.'; exec sleep infinity"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-MEMORY_CGROUP_ROOT = CGROUP_ROOT / "memory"
 DEFAULT_PIDS_LIMIT = 4096
 CFS_PERIOD_US = 100_000
 SHARED_UMASK = 0o002  # pods sharing a network volume write group-writable files
@@ -92,10 +91,6 @@ def own_cgroup(controller: str) -> Path | None:
         if controller in controllers.split(","):
             return CGROUP_ROOT / controller / path.lstrip("/")
     return None
-
-
-def own_memory_cgroup() -> Path | None:
-    return own_cgroup("memory")
 
 
 def free_port() -> int:
@@ -339,7 +334,8 @@ class ProcessBackend(RuntimeBackend):
     def _log_line(self, pod_id: str, text: str) -> None:
         path = self.log_path(pod_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as log_file:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # root's to read
+        with open(fd, "a", encoding="utf-8") as log_file:
             log_file.write(f"[console] {time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
 
     # Inspecting --------------------------------------------------------------------------
@@ -463,7 +459,9 @@ class ProcessBackend(RuntimeBackend):
         cgroups = handle.get("cgroups") or []
         if not handle.get("sandboxed"):
             return ProcessPty.spawn(list(command), env=run["env"], cwd=run["cwd"])
-        target = handle.get("ns_pid") or self._namespace_init(handle)
+        target = handle.get("ns_pid")
+        if not target:
+            raise RuntimeFailure("The pod predates the sandbox: restart it to open a terminal.")
         env = {"TERM": "xterm-256color", **run["env"]}
         env_fd = sandbox.memfd(b"".join(f"{k}={v}".encode() + b"\0" for k, v in env.items()))
         seccomp_fd = os.open(self.run_dir(handle["pod_id"]) / "seccomp.bpf", os.O_RDONLY)
@@ -476,16 +474,6 @@ class ProcessBackend(RuntimeBackend):
         finally:
             os.close(env_fd)
             os.close(seccomp_fd)
-
-    def _namespace_init(self, handle: dict) -> int:
-        """The pid-1 of the pod's namespaces: bwrap's child of the outer bwrap."""
-        try:
-            children = psutil.Process(handle["child_pid"]).children()
-        except psutil.Error:
-            children = []
-        if not children:
-            raise RuntimeFailure("The pod's namespaces are gone.")
-        return children[0].pid
 
     # Storage -----------------------------------------------------------------------------
 

@@ -308,3 +308,19 @@ def test_it_opens_a_shell_inside_the_pod(http_pod):
             output += shell.read(timeout=0.1)
     finally:
         shell.close()
+
+
+def test_it_gives_each_pod_its_own_host_uid_for_life_until_it_is_deleted(settings):
+    from pods.runtime import sandbox
+    from pods.runtime.base import RuntimeFailure
+
+    settings.POD_UID_BASE, settings.POD_UID_COUNT = 3_000_000_000, 2
+    first, second = sandbox.claim_id("pod-aaa"), sandbox.claim_id("volume-bbb")
+    assert {first, second} == {3_000_000_000, 3_000_000_001}
+    assert sandbox.claim_id("pod-aaa") == first  # the same uid on every start
+    with pytest.raises(RuntimeFailure, match="raise POD_UID_COUNT"):
+        sandbox.claim_id("pod-ccc")
+    sandbox.release_id("pod-aaa")
+    assert sandbox.claim_id("pod-ccc") == first
+    with pytest.raises(ValueError):
+        sandbox.claim_id("pod-../../etc")
