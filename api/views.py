@@ -1,6 +1,8 @@
 """The API's own endpoints: who am I, and API key management. Other apps' API viewsets live in
 their `api.py` and are registered in api/urls.py."""
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
@@ -13,6 +15,7 @@ from teams import services
 from teams.models import ApiKey
 
 
+@extend_schema(responses={200: OpenApiTypes.OBJECT})
 @api_view(["GET"])
 def me(request: Request) -> Response:
     membership = api_membership(request, "member")

@@ -8,9 +8,11 @@ are unset (so `DATA_DIR=... manage.py ...` in another terminal uses the same one
 import os
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from celery.schedules import crontab
+from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
 
@@ -67,6 +69,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -260,10 +263,38 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
+# Security. A SITE_URL on https:// is production: it switches on the SSL redirect, HSTS and
+# __Host- cookie names (each overridable). `manage.py check --deploy` is clean with them.
+HTTPS_SITE = SITE_URL.startswith("https://")
+SESSION_COOKIE_SECURE = not DEBUG and env_bool("SECURE_COOKIES", True)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
-    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", HTTPS_SITE)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+SECURE_HSTS_SECONDS = int(env("SECURE_HSTS_SECONDS", "31536000" if HTTPS_SITE else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS_SITE)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", HTTPS_SITE)
+# The console's cookies are host-only (no *_COOKIE_DOMAIN), so pod hosts never receive them.
+# On https they are also __Host- named: browsers take such a cookie only without a Domain
+# attribute, so no pod host or sibling subdomain can plant (toss) a session or CSRF cookie.
+if SESSION_COOKIE_SECURE and HTTPS_SITE:
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
+CSRF_COOKIE_HTTPONLY = True  # scripts read the token from the page, never from the cookie
+# Pods' HTTP ports are served on <pod>-<port>.PROXY_DOMAIN (pods.connect.proxy): an origin per
+# port, away from the console's. Unset, a console on a loopback name serves them under
+# "localhost" (browsers resolve *.localhost to loopback, no DNS); elsewhere there is no default
+# (production needs a registrable domain of its own and a wildcard DNS record and certificate,
+# see README) and pods are reached only through the sandboxed path form /proxy/.
+SITE_HOST = urlsplit(SITE_URL).hostname or ""
+PROXY_DOMAIN = env(
+    "PROXY_DOMAIN", "localhost" if SITE_HOST in {"localhost", "127.0.0.1", "::1"} else ""
+)
+# One cache for every process (Redis): single-use proxy sign-in tokens and allauth's rate
+# limits must be seen by all of them.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache"}}
+CACHES["default"]["LOCATION"] = REDIS_URL
 
 # Host uids (and network volumes' gids) of process-runtime pods: a range no account uses,
 # between systemd-nspawn's container range and systemd's "foreign" range.
@@ -290,7 +321,41 @@ STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY")
 STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = env("STRIPE_API_BASE").rstrip("/")
-PROXY_DOMAIN = env("PROXY_DOMAIN")
+
+# Content-Security-Policy of console pages (django-csp): scripts only from our static files
+# (an inline one needs nonce="{{ request.csp_nonce }}") and Stripe.js, no eval; no <style>
+# blocks (style="" attributes stay: the templates and Bootstrap use them; the terminal page
+# alone allows xterm.js's own <style> elements); forms post only to the console and, after a
+# sign-in redirect, to pod hosts; nothing frames the console.
+STRIPE_ORIGINS = (
+    {"script": [STRIPE_API_BASE], "connect": [STRIPE_API_BASE], "frame": [STRIPE_API_BASE]}
+    if STRIPE_API_BASE
+    else {
+        "script": ["https://js.stripe.com"],
+        "connect": ["https://api.stripe.com"],
+        "frame": ["https://js.stripe.com", "https://hooks.stripe.com"],
+    }
+)
+_pod_hosts = PROXY_DOMAIN.strip(".").lower()
+if _pod_hosts and ":" not in _pod_hosts and urlsplit(SITE_URL).port:
+    _pod_hosts += f":{urlsplit(SITE_URL).port}"
+POD_ORIGINS = [f"{'https' if HTTPS_SITE else 'http'}://*.{_pod_hosts}"] if _pod_hosts else []
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", NONCE, *STRIPE_ORIGINS["script"]],
+        "style-src": ["'self'"],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'", *STRIPE_ORIGINS["connect"]],
+        "frame-src": STRIPE_ORIGINS["frame"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'", *POD_ORIGINS],
+        "frame-ancestors": ["'none'"],
+    }
+}
 # Fernet key(s) for secrets kept in the database (registry passwords), comma-separated, newest
 # first, to rotate. Unset: derived from SECRET_KEY with HKDF-SHA256, so changing SECRET_KEY
 # makes saved registry passwords unreadable; set this to rotate SECRET_KEY independently.

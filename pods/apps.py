@@ -7,6 +7,7 @@ class PodsConfig(AppConfig):
     def ready(self) -> None:
         from billing.burn import register_burn_rate_provider
         from console.dashboard import CARD_PROVIDERS
+        from pods.connect import checks  # noqa: F401 (registers the deploy checks)
         from pods.dashboard import pods_card
         from pods.services import team_burn_rate
 

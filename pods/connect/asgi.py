@@ -66,9 +66,11 @@ def full_path(scope: dict) -> str:
 
 @database_sync_to_async
 def _verdict(scope: dict, route: Route) -> Verdict:
-    jar = proxy.cookies(scope)
     # On a pod's own host the console's session cookie is not sent: its own cookie says who.
-    user = proxy.cookie_user(jar, route.target) if route.host_form else proxy.session_user(jar)
+    if route.host_form:
+        user = proxy.cookie_user(proxy.cookie_pairs(scope), route.target)
+    else:
+        user = proxy.session_user(proxy.cookies(scope))
     return proxy.decide(route, user, full_path=full_path(scope))
 
 
@@ -135,8 +137,7 @@ async def forward(scope, receive, send, route: Route, verdict: Verdict) -> None:
         page = await database_sync_to_async(proxy.page)(502, "No answer from the pod", message)
         return await respond(send, page)
     try:
-        sandbox = verdict.public and not route.host_form
-        headers = proxy.downstream_headers(response.headers.raw, sandbox=sandbox)
+        headers = proxy.downstream_headers(response.headers.raw, host_form=route.host_form)
         await send(
             {"type": "http.response.start", "status": response.status_code, "headers": headers}
         )
@@ -151,20 +152,23 @@ async def forward(scope, receive, send, route: Route, verdict: Verdict) -> None:
 
 @database_sync_to_async
 def _handoff(scope: dict, route: Route) -> Verdict:
-    """The console sent the browser here with a one-minute token: turn it into this host's
-    cookie and go on to the page it asked for."""
+    """The console sent the browser here with a one-minute, single-use token: turn it into this
+    host's cookie and go on to the page it asked for (a path on this host, checked again)."""
     token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
     found = proxy.read_handoff(token, route.target)
     if found is None:
         message = "This sign-in link has expired. Open the port again from the console."
         return proxy.page(400, "Link expired", message, target=route.target)
     user, next_path = found
+    # The public scheme is SITE_URL's (a TLS proxy in front may speak plain HTTP to us).
+    secure = proxy.site_is_https() or scope.get("scheme") == "https"
+    name = proxy.proxy_cookie_name(secure)
     cookie = SimpleCookie()
-    cookie[proxy.PROXY_COOKIE] = proxy.proxy_cookie(user, route.target)
-    morsel = cookie[proxy.PROXY_COOKIE]
+    cookie[name] = proxy.proxy_cookie(user, route.target)
+    morsel = cookie[name]
     morsel.update({"path": "/", "httponly": True, "samesite": "Lax"})
     morsel["max-age"] = proxy.PROXY_COOKIE_MAX_AGE
-    morsel["secure"] = scope.get("scheme") == "https"
+    morsel["secure"] = secure
     headers = [
         (b"set-cookie", morsel.OutputString().encode("latin-1")),
         (b"referrer-policy", b"no-referrer"),

@@ -1,12 +1,16 @@
 """The proxy's decisions, independent of how bytes move (pods.connect.asgi moves them).
 
 Two URL forms reach a pod's HTTP port `port`:
-  path form  <SITE_URL>/proxy/<pod id>-<port>/<path>   always; the app sees /<path> and the
-             prefix in X-Forwarded-Prefix;
-  host form  <scheme>://<pod id>-<port>.<PROXY_DOMAIN>/<path>   when PROXY_DOMAIN is set.
+  host form  <scheme>://<pod id>-<port>.<PROXY_DOMAIN>[:<console port>]/<path>   the one the
+             console links to: each pod port is an origin of its own, away from the console's
+             cookies and pages;
+  path form  <SITE_URL>/proxy/<pod id>-<port>/<path>   kept for scripts and for installations
+             without a PROXY_DOMAIN; it is the console's origin, so every response is inert
+             there: a `sandbox` CSP (an opaque origin), nosniff, no cookies either way.
 Access follows Pod.proxy_access: "public" lets anyone in; "team" needs a member with the "use"
 capability, known from the console session (path form) or, on the pod's own host where the
-console's cookie is not sent, from a signed per-host cookie handed over by the console.
+console's cookie is not sent, from a signed per-host cookie handed over by the console with a
+single-use token.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from django.conf import settings
 from django.contrib.auth import get_user
 from django.contrib.auth.models import AnonymousUser
 from django.core import signing
+from django.core.cache import cache
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.crypto import get_random_string
 
 from pods.models import Pod, ProxyAccess
 from teams.access import role_can
@@ -31,9 +37,13 @@ from teams.models import Membership, User
 PATH_PREFIX = "/proxy/"
 TARGET = re.compile(r"^(?P<pod>[a-z0-9]{4,32})-(?P<port>\d{1,5})$")
 PROXY_COOKIE = "console_proxy"
+# On https the cookie is __Host- prefixed: browsers then refuse it from any Set-Cookie or
+# script that carries a Domain attribute, so a sibling pod cannot plant one on this host.
+PROXY_COOKIE_NAMES = frozenset({PROXY_COOKIE, "__Host-" + PROXY_COOKIE})
 PROXY_COOKIE_MAX_AGE = 12 * 3600
 HANDOFF_PATH = "/.console-proxy-auth"
 HANDOFF_MAX_AGE = 60
+HANDOFF_CACHE_PREFIX = "pods.proxy.handoff:"
 HANDOFF_SALT = "pods.proxy.handoff"
 COOKIE_SALT = "pods.proxy.cookie"
 HOP_BY_HOP = frozenset(
@@ -49,11 +59,26 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-# Public pages on the console's origin must not act as the visitor on the console: an opaque
-# origin keeps their scripts away from console pages and cookies.
+# Pod pages on the console's origin (the path form) must not act as the visitor on the
+# console: without allow-same-origin they run in an opaque origin, away from console pages,
+# cookies and storage, and their requests to the console carry Origin: null.
 SANDBOX = (
     "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads "
     "allow-popups-to-escape-sandbox"
+)
+# Response headers a pod never gets to send: Clear-Site-Data "cookies" would wipe the cookies
+# of the whole registrable domain (the console's, on the path form), HSTS on the path form
+# would pin the console's host. Set-Cookie is handled apart.
+POD_HEADERS_REFUSED = frozenset({b"clear-site-data", b"set-cookie2"})
+PATH_FORM_REFUSED = POD_HEADERS_REFUSED | {
+    b"set-cookie",
+    b"strict-transport-security",
+    b"x-content-type-options",
+}
+# The proxy's own pages (errors, sign-in): no script at all, styles from the console.
+PAGE_CSP = (
+    "default-src 'none'; style-src {site}; font-src {site}; img-src {site} data:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 
 
@@ -92,7 +117,6 @@ class Verdict:
     status: int = 200
     body: bytes = b""
     location: str = ""
-    public: bool = False
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
@@ -103,16 +127,30 @@ def proxy_domain() -> str:
     return settings.PROXY_DOMAIN.strip().strip(".").lower()
 
 
+def site_is_https() -> bool:
+    return settings.SITE_URL.startswith("https://")
+
+
+def pod_host_suffix() -> str:
+    """ ".localhost:8000" for PROXY_DOMAIN=localhost and SITE_URL=http://localhost:8000: pod hosts
+    are served by the console's server, so they carry its port unless PROXY_DOMAIN names one."""
+    domain = proxy_domain()
+    if not domain:
+        return ""
+    if ":" not in domain and (port := urlsplit(settings.SITE_URL).port):
+        domain = f"{domain}:{port}"
+    return "." + domain
+
+
 def path_url(pod_id: str, port: int) -> str:
     return f"{settings.SITE_URL}{PATH_PREFIX}{pod_id}-{port}/"
 
 
 def host_url(pod_id: str, port: int) -> str | None:
-    domain = proxy_domain()
-    if not domain:
+    suffix = pod_host_suffix()
+    if not suffix:
         return None
-    scheme = "http" if settings.SITE_URL.startswith("http://") else "https"
-    return f"{scheme}://{pod_id}-{port}.{domain}/"
+    return f"{'https' if site_is_https() else 'http'}://{pod_id}-{port}{suffix}/"
 
 
 def route_for(scope: dict) -> Route | None:
@@ -141,14 +179,22 @@ def header(scope: dict, name: bytes) -> str:
     return ""
 
 
-def cookies(scope: dict) -> dict[str, str]:
-    jar = {}
+def cookie_pairs(scope: dict) -> list[tuple[str, str]]:
+    """Every cookie the client sent, in order, duplicates included."""
+    pairs = []
     for key, value in scope.get("headers", []):
         if key == b"cookie":
             for part in value.decode("latin-1").split(";"):
                 name, _, val = part.strip().partition("=")
                 if name:
-                    jar.setdefault(name, val)
+                    pairs.append((name, val))
+    return pairs
+
+
+def cookies(scope: dict) -> dict[str, str]:
+    jar: dict[str, str] = {}
+    for name, value in cookie_pairs(scope):
+        jar.setdefault(name, value)
     return jar
 
 
@@ -164,18 +210,24 @@ def session_user(jar: dict[str, str]):
     return get_user(SimpleNamespace(session=store))
 
 
-def cookie_user(jar: dict[str, str], target: Target):
+def cookie_user(pairs: list[tuple[str, str]], target: Target):
     """The user a signed per-host cookie names (host form), if it is for this pod and port and
-    the user's password has not changed since."""
+    the user's password has not changed since. Every proxy cookie sent is tried: one planted
+    by a sibling pod (Domain=PROXY_DOMAIN, a longer Path, sent first) must not hide ours."""
+    for name, value in pairs:
+        if name in PROXY_COOKIE_NAMES and (user := _signed_user(value, target)):
+            return user
+    return AnonymousUser()
+
+
+def _signed_user(value: str, target: Target) -> User | None:
     try:
-        data = signing.loads(
-            jar.get(PROXY_COOKIE, ""), salt=COOKIE_SALT, max_age=PROXY_COOKIE_MAX_AGE
-        )
+        data = signing.loads(value, salt=COOKIE_SALT, max_age=PROXY_COOKIE_MAX_AGE)
     except signing.BadSignature:
-        return AnonymousUser()
+        return None
     user = User.objects.filter(pk=data.get("u"), is_active=True).first()
     if user is None or data.get("t") != target.label or data.get("h") != auth_hash(user):
-        return AnonymousUser()
+        return None
     return user
 
 
@@ -187,26 +239,44 @@ def proxy_cookie(user, target: Target) -> str:
     return signing.dumps({"u": user.pk, "t": target.label, "h": auth_hash(user)}, salt=COOKIE_SALT)
 
 
+def proxy_cookie_name(secure: bool) -> str:
+    return ("__Host-" if secure else "") + PROXY_COOKIE
+
+
 def handoff_token(user, target: Target, next_path: str) -> str:
-    data = {"u": user.pk, "t": target.label, "n": next_path}
+    """A signed, one-minute, single-use token: its id is remembered in the cache (Redis when
+    REDIS_URL is set, so every console and proxy process sees it) until the proxy consumes it."""
+    token_id = get_random_string(32)
+    cache.set(HANDOFF_CACHE_PREFIX + token_id, user.pk, HANDOFF_MAX_AGE)
+    data = {"u": user.pk, "t": target.label, "n": next_path, "j": token_id}
     return signing.dumps(data, salt=HANDOFF_SALT)
 
 
 def read_handoff(token: str, target: Target) -> tuple[User, str] | None:
+    """The token's user and path, once: the cache entry is deleted atomically (one DEL in
+    Redis), and only the request that deleted it gets the user."""
     try:
         data = signing.loads(token, salt=HANDOFF_SALT, max_age=HANDOFF_MAX_AGE)
     except signing.BadSignature:
         return None
-    user = User.objects.filter(pk=data.get("u"), is_active=True).first()
-    if user is None or data.get("t") != target.label:
+    if data.get("t") != target.label or not cache.delete(HANDOFF_CACHE_PREFIX + data.get("j", "")):
         return None
-    return user, safe_next(data.get("n", "/"))
+    user = User.objects.filter(pk=data.get("u"), is_active=True).first()
+    return (user, safe_next(data.get("n", "/"))) if user else None
+
+
+UNSAFE_IN_PATH = re.compile(r"[^\x21-\x7e]|\\")
 
 
 def safe_next(path: str) -> str:
-    """Only a path on the same host: no scheme, no //host."""
+    """Only a path on the same host, else "/". Browsers read "/\\host" as "//host" and drop
+    tabs and newlines from URLs ("/\\t/host"), so backslashes, control characters, spaces and
+    anything outside printable ASCII (browsers send paths percent-encoded) are refused
+    outright, as are schemes and "//"."""
+    if not path.startswith("/") or path.startswith("//") or UNSAFE_IN_PATH.search(path):
+        return "/"
     parts = urlsplit(path)
-    if parts.scheme or parts.netloc or not path.startswith("/") or path.startswith("//"):
+    if parts.scheme or parts.netloc:
         return "/"
     return path
 
@@ -215,9 +285,15 @@ def safe_next(path: str) -> str:
 
 
 def page(status: int, title: str, message: str, **extra) -> Verdict:
-    context = {"status": status, "title": title, "message": message, **extra}
+    site = settings.SITE_URL
+    context = {"status": status, "title": title, "message": message, "site": site, **extra}
     body = render_to_string("pods/connect/proxy_error.html", context).encode()
-    headers = [(b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store")]
+    headers = [
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"cache-control", b"no-store"),
+        (b"content-security-policy", PAGE_CSP.format(site=site).encode()),
+        (b"x-content-type-options", b"nosniff"),
+    ]
     return Verdict(status=status, body=body, headers=headers)
 
 
@@ -274,23 +350,20 @@ def decide(route: Route, user, *, full_path: str) -> Verdict:
         status = pod.get_status_display().lower()
         message = f"Pod {pod.public_id} is {status}. Start it, then reload this page."
         return page(503, "Pod not running", message, target=target, pod_status=pod.status)
-    return Verdict(upstream=f"{mapping['host']}:{mapping['public']}", public=public)
+    return Verdict(upstream=f"{mapping['host']}:{mapping['public']}")
 
 
 # Headers -------------------------------------------------------------------------------------
 
 
-def console_cookie_names() -> frozenset[str]:
-    return frozenset(
-        {settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME, "messages", PROXY_COOKIE}
-    )
-
-
-def strip_console_cookies(value: str) -> str:
-    """The console's own cookies never reach a pod (its code could replay a session)."""
-    names = console_cookie_names()
-    kept = [p.strip() for p in value.split(";") if p.strip().partition("=")[0] not in names]
-    return "; ".join(part for part in kept if part)
+def pod_cookie_header(scope: dict, route: Route) -> str:
+    """What the pod may see of the client's cookies. On its own host: all but the proxy's
+    access cookie (the console's are host-only and never sent there). On the path form, the
+    console's origin: none, since every cookie there is the console's (pods cannot set any)."""
+    if not route.host_form:
+        return ""
+    pairs = cookie_pairs(scope)
+    return "; ".join(f"{n}={v}" for n, v in pairs if n not in PROXY_COOKIE_NAMES)
 
 
 def _connection_tokens(headers) -> set[str]:
@@ -306,13 +379,14 @@ def upstream_headers(scope: dict, route: Route, *, drop: frozenset = frozenset()
     Host is kept as the client sent it (apps check Origin against it)."""
     skip = HOP_BY_HOP | drop | _connection_tokens(scope.get("headers", []))
     skip |= {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix"}
+    skip |= {"cookie"}
     out = []
     for key, raw in scope.get("headers", []):
         name, value = key.decode("latin-1").lower(), raw.decode("latin-1")
-        if name == "cookie":
-            value = strip_console_cookies(value)
         if name not in skip and value:
             out.append((name, value))
+    if cookie := pod_cookie_header(scope, route):
+        out.append(("cookie", cookie))
     client = (scope.get("client") or ("",))[0]
     forwarded = ", ".join(v for v in (header(scope, b"x-forwarded-for"), client) if v)
     if forwarded:
@@ -325,18 +399,30 @@ def upstream_headers(scope: dict, route: Route, *, drop: frozenset = frozenset()
     return out
 
 
-def downstream_headers(raw: list[tuple[bytes, bytes]], *, sandbox: bool) -> list:
-    """The pod's response headers minus hop-by-hop ones and cookies named like the console's."""
+def host_only_cookie(value: bytes) -> bytes | None:
+    """A pod's Set-Cookie for its own host: without any Domain attribute (a pod on
+    x.localhost must not set cookies on localhost), and never the proxy's access cookie."""
+    name, *attributes = value.decode("latin-1").split(";")
+    if name.partition("=")[0].strip().lower() in {n.lower() for n in PROXY_COOKIE_NAMES}:
+        return None
+    kept = [a for a in attributes if a.partition("=")[0].strip().lower() != "domain"]
+    return ";".join([name, *kept]).encode("latin-1")
+
+
+def downstream_headers(raw: list[tuple[bytes, bytes]], *, host_form: bool) -> list:
+    """The pod's response headers minus hop-by-hop ones. On its own host its cookies become
+    host-only; on the path form (the console's origin) it sets none and its page is inert."""
     skip = {name.encode() for name in HOP_BY_HOP} | {t.encode() for t in _connection_tokens(raw)}
-    names = console_cookie_names()
+    skip |= POD_HEADERS_REFUSED if host_form else PATH_FORM_REFUSED
     out = []
     for key, value in raw:
         key = key.lower()
         if key in skip:
             continue
-        if key == b"set-cookie" and value.decode("latin-1").split("=", 1)[0].strip() in names:
+        if key == b"set-cookie" and (value := host_only_cookie(value)) is None:
             continue
         out.append((key, value))
-    if sandbox:
+    if not host_form:
         out.append((b"content-security-policy", SANDBOX.encode()))
+        out.append((b"x-content-type-options", b"nosniff"))
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
+from pods.connect import proxy
 from pods.connect.crypto import encrypt
 from pods.connect.spec import normalize_registry
 from pods.connect.ssh import parse_public_key
@@ -36,6 +37,21 @@ def set_proxy_access(*, actor, pod: Pod, access: str) -> Pod:
             details={"name": pod.name, "from": old, "to": access},
         )
     return pod
+
+
+def hand_off_to_pod_host(*, actor, pod: Pod, target: proxy.Target, next_path: str) -> str:
+    """The single-use, one-minute token that signs `actor` in on the pod's own host (the proxy
+    there turns it into that host's cookie). A sign-in to a pod, so it is audited."""
+    with transaction.atomic():
+        audit.record(
+            actor=actor,
+            team=pod.team,
+            action="pod.proxy_signed_in",
+            resource_type="pod",
+            resource_id=pod.public_id,
+            details={"name": pod.name, "port": target.port},
+        )
+    return proxy.handoff_token(actor, target, next_path)
 
 
 def add_ssh_key(*, actor, team: Team, name: str, public_key: str) -> SshKey:

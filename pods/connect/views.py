@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from csp.decorators import csp_update
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
@@ -28,6 +29,8 @@ def _pod(request, pod_id: str) -> Pod:
     return get_object_or_404(queryset, public_id=pod_id)
 
 
+# xterm.js draws with <style> elements it creates itself (no nonce option): this page alone.
+@csp_update({"style-src": ["'unsafe-inline'"]})
 @team_view("use")
 def pod_terminal(request, pod_id: str) -> HttpResponse:
     pod = _pod(request, pod_id)
@@ -110,14 +113,21 @@ def registry_credential_delete(request, credential_id: str) -> HttpResponse:
 
 @login_required
 def proxy_auth(request, target: str) -> HttpResponse:
-    """Signed in on the console, a member is sent on to the pod's host with a one-minute token
-    that the proxy there turns into its own cookie (the console's cookie is not sent there)."""
+    """Signed in on the console, a member is sent on to the pod's host with a single-use,
+    one-minute token that the proxy there turns into its own cookie (the console's cookies
+    are host-only and never sent there). `next` may only be a path on that host."""
     parsed = proxy.Target.parse(target)
     base = parsed and proxy.host_url(parsed.pod_id, parsed.port)
-    pod = Pod.objects.live().filter(public_id=parsed.pod_id).first() if base else None
+    pods = Pod.objects.live().select_related("team")
+    pod = pods.filter(public_id=parsed.pod_id).first() if base else None
     membership = pod and Membership.objects.filter(user=request.user, team_id=pod.team_id).first()
     if not membership or not role_can(membership.role, "use"):
         raise Http404("No such pod.")
     next_path = proxy.safe_next(request.GET.get("next", "/"))
-    token = proxy.handoff_token(request.user, parsed, next_path)
-    return redirect(f"{base.rstrip('/')}{proxy.HANDOFF_PATH}?token={quote(token)}")
+    token = services.hand_off_to_pod_host(
+        actor=request.user, pod=pod, target=parsed, next_path=next_path
+    )
+    response = redirect(f"{base.rstrip('/')}{proxy.HANDOFF_PATH}?token={quote(token)}")
+    response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "no-store"
+    return response

@@ -4,7 +4,7 @@ read its output, reconnect; and open the pod's HTTP port through the console's p
 daphne and a Celery worker serve the console as in test_pods.py; the pod is deployed eagerly
 from the test (same DATA_DIR as daphne), so the test spends its time in the browser."""
 
-import os
+import re
 
 import pytest
 from playwright.sync_api import expect
@@ -90,16 +90,20 @@ def test_it_opens_the_pods_http_port_through_the_proxy(console, acme, running_po
     page = signed_in(new_page, alice, console)
     page.goto(f"{console}/t/{team.slug}/pods/{running_pod.public_id}/")
     link = page.locator("[data-testid=proxy-url][data-port='8080'] [data-testid=open-port]")
-    expect(link).to_have_attribute(
-        "href", f"{os.environ.get('SITE_URL', console)}/proxy/{running_pod.public_id}-8080/"
-    )
+    # The pod's own origin under localhost, on the console's port (PROXY_DOMAIN's default).
+    pod_url = f"http://{running_pod.public_id}-8080.localhost:{console.rsplit(':', 1)[1]}/"
+    expect(link).to_have_attribute("href", pod_url)
     with page.expect_popup() as popup:
         link.click()
     demo = popup.value
     expect(demo.locator("h1")).to_contain_text(f"Hello from pod {running_pod.public_id}")
+    expect(demo).to_have_url(pod_url)  # signed in there through the console's hand-off
     shot(demo, "through-the-proxy")
 
     stranger = new_page()
+    stranger.goto(pod_url)
+    login = f"{console}/accounts/login/?next=/proxy-auth/{running_pod.public_id}-8080/"
+    expect(stranger).to_have_url(re.compile(re.escape(login)))
     stranger.goto(f"{console}/proxy/{running_pod.public_id}-8080/")
     expect(stranger).to_have_url(
         f"{console}/accounts/login/?next=/proxy/{running_pod.public_id}-8080/"

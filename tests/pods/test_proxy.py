@@ -11,7 +11,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from console.asgi import application
-from pods.connect import services
+from pods.connect import proxy, services
 from pods.models import Pod, ProxyAccess
 from teams.models import AuditEvent, Membership
 from tests.conftest import make_user
@@ -34,7 +34,7 @@ def prefix(pod: Pod) -> str:
     return f"/proxy/{pod.public_id}-8080"
 
 
-def test_it_answers_get_through_the_path_form_without_console_cookies_or_hop_headers(pod, alice):
+def test_it_answers_get_through_the_path_form_without_cookies_or_hop_headers(pod, alice):
     cookie = session_cookie(alice) + b"; csrftoken=secret; app=1"
     headers = [
         (b"cookie", cookie),
@@ -47,7 +47,8 @@ def test_it_answers_get_through_the_path_form_without_console_cookies_or_hop_hea
     seen = json.loads(reply.body)
     assert seen["path"] == "/hello?x=1"
     received = {name.lower(): value for name, value in seen["headers"].items()}
-    assert received["cookie"] == "app=1"  # the console's session never reaches the pod
+    # Every cookie on the console's origin is the console's: none reaches the pod.
+    assert "cookie" not in received
     assert received["x-app"] == "kept"
     assert "x-hop" not in received
     assert received["x-forwarded-prefix"] == prefix(pod)
@@ -91,11 +92,15 @@ def test_it_streams_a_50_mb_download_with_bounded_memory(pod, alice):
     assert peak < 8 * 1024 * 1024, f"the proxy held {peak / 1024**2:.1f} MB at once"
 
 
-def test_it_keeps_pods_from_setting_the_consoles_cookies(pod, alice):
+def test_it_serves_a_team_only_page_on_the_path_form_inert_and_without_its_cookies(pod, alice):
     reply = call(
         method="GET", path=prefix(pod) + "/cookies", headers=[(b"cookie", session_cookie(alice))]
     )
-    assert reply.all("set-cookie") == ["app=2; Path=/"]
+    assert reply.status == 200
+    assert reply.all("set-cookie") == []
+    assert reply.all("content-security-policy") == [proxy.SANDBOX]
+    assert "allow-same-origin" not in proxy.SANDBOX
+    assert reply.all("x-content-type-options") == ["nosniff"]
 
 
 def test_it_redirects_the_bare_prefix_to_its_slash(pod):
@@ -244,9 +249,21 @@ def test_it_lists_proxy_urls_and_the_ssh_command_on_the_pod_page(pod, alice, set
     assert f"{settings.SITE_URL}/proxy/{pod.public_id}-8080/" in html
     assert f"ssh root@127.0.0.1 -p {ssh['public']} -i ~/.ssh/id_ed25519" in html
     assert f"/t/acme/pods/{pod.public_id}/terminal/" in html
-    settings.PROXY_DOMAIN = "proxy.example.com"
+    settings.PROXY_DOMAIN, settings.SITE_URL = "proxy.example.com", "https://console.example.com"
     html = page.get("/t/acme/pods/?partial=table").content.decode()
-    assert f"//{pod.public_id}-8080.proxy.example.com/" in html
+    assert f"https://{pod.public_id}-8080.proxy.example.com/" in html
+
+
+def test_it_links_to_the_pods_own_host_under_localhost_by_default(pod, alice, settings):
+    settings.PROXY_DOMAIN, settings.SITE_URL = "localhost", "http://localhost:8123"
+    page = Client()
+    page.force_login(alice)
+    html = page.get(pod.get_absolute_url()).content.decode()
+    assert f'href="http://{pod.public_id}-8080.localhost:8123/"' in html
+    settings.SITE_URL = "https://console.example.com"
+    settings.PROXY_DOMAIN = "pods.example.net"
+    html = page.get(pod.get_absolute_url()).content.decode()
+    assert f'href="https://{pod.public_id}-8080.pods.example.net/"' in html
 
 
 def test_it_echoes_websockets_on_a_public_pods_own_host(pod, alice, settings):
