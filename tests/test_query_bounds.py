@@ -203,26 +203,35 @@ def test_no_team_page_fails_on_odd_query_values(admin, team, route):
     drive()
 
 
-def plain_url_names(resolver=None, prefix: str = "") -> set[str]:
-    """URL names outside /t/<team>/, /admin/ and /api/ that take no arguments."""
-    names = set()
+def outside_url_names(resolver=None, prefix: str = "") -> dict[str, bool]:
+    """URL names outside /t/<team>/, /admin/ and /api/: name -> whether it takes arguments."""
+    names = {}
     for entry in (resolver or get_resolver()).url_patterns:
         pattern = prefix + str(entry.pattern)
-        if "<" in pattern or pattern.startswith(("admin/", "api/", "^api")):
+        if pattern.startswith(("admin/", "api/", "t/<slug:team>/")):
             continue
         if isinstance(entry, URLResolver):
-            names |= plain_url_names(entry, pattern)
+            names |= outside_url_names(entry, pattern)
         elif isinstance(entry, URLPattern) and entry.name:
-            names.add(entry.name)
+            names[entry.name] = "<" in pattern
     return names
 
 
-PLAIN = sorted(plain_url_names())
+# The pages outside a team that take arguments, with values that name nothing (their query
+# string is what is under test).
+WITH_ARGUMENTS = [
+    ("account_confirm_email", {"key": "no-such-key"}),
+    ("account_reset_password_from_key", {"uidb36": "1", "key": "no-such-key"}),
+    ("invite_accept", {"token": "no-such-invite"}),
+    ("proxy_auth", {"target": "nosuchpod-8080"}),
+]
+PLAIN = sorted(name for name, takes_arguments in outside_url_names().items() if not takes_arguments)
+OUTSIDE = [(name, {}) for name in PLAIN] + WITH_ARGUMENTS
 
 
-@pytest.mark.parametrize("name", PLAIN)
-def test_no_page_outside_a_team_fails_on_odd_query_values(admin, name):
-    url = reverse(name)
+@pytest.mark.parametrize(("name", "kwargs"), OUTSIDE, ids=[name for name, _ in OUTSIDE])
+def test_no_page_outside_a_team_fails_on_odd_query_values(admin, name, kwargs):
+    url = reverse(name, kwargs=kwargs)
 
     @bounded(EXAMPLES)
     @given(query=queries(COMMON))
@@ -230,6 +239,14 @@ def test_no_page_outside_a_team_fails_on_odd_query_values(admin, name):
         assert_no_server_error(admin, url, query)
 
     drive()
+
+
+def test_every_page_outside_a_team_is_driven():
+    """A new URL with arguments outside /t/<team>/ must be added to WITH_ARGUMENTS."""
+    with_arguments = {
+        name for name, takes_arguments in outside_url_names().items() if takes_arguments
+    }
+    assert with_arguments == {name for name, _ in WITH_ARGUMENTS}
 
 
 @pytest.mark.parametrize("name", ["api-key-list", "api-me"])
