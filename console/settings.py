@@ -69,7 +69,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "console.csp.ConsoleCSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -322,37 +322,24 @@ STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = env("STRIPE_API_BASE").rstrip("/")
 
-# Content-Security-Policy of console pages (django-csp): scripts only from our static files
-# (an inline one needs nonce="{{ request.csp_nonce }}") and Stripe.js, no eval; no <style>
-# blocks (style="" attributes stay: the templates and Bootstrap use them; the terminal page
-# alone allows xterm.js's own <style> elements); forms post only to the console and, after a
-# sign-in redirect, to pod hosts; nothing frames the console.
-STRIPE_ORIGINS = (
-    {"script": [STRIPE_API_BASE], "connect": [STRIPE_API_BASE], "frame": [STRIPE_API_BASE]}
-    if STRIPE_API_BASE
-    else {
-        "script": ["https://js.stripe.com"],
-        "connect": ["https://api.stripe.com"],
-        "frame": ["https://js.stripe.com", "https://hooks.stripe.com"],
-    }
-)
-_pod_hosts = PROXY_DOMAIN.strip(".").lower()
-if _pod_hosts and ":" not in _pod_hosts and urlsplit(SITE_URL).port:
-    _pod_hosts += f":{urlsplit(SITE_URL).port}"
-POD_ORIGINS = [f"{'https' if HTTPS_SITE else 'http'}://*.{_pod_hosts}"] if _pod_hosts else []
+# Content-Security-Policy of console pages (django-csp; console.csp adds Stripe.js and the pod
+# hosts from the current settings): scripts only from our static files (an inline one needs
+# nonce="{{ request.csp_nonce }}"), no eval; no <style> blocks (style="" attributes stay: the
+# templates and Bootstrap use them; the terminal page alone allows xterm.js's own <style>
+# elements); forms post only to the console and, after a sign-in redirect, to pod hosts;
+# nothing frames the console.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
-        "script-src": ["'self'", NONCE, *STRIPE_ORIGINS["script"]],
+        "script-src": ["'self'", NONCE],
         "style-src": ["'self'"],
         "style-src-attr": ["'unsafe-inline'"],
         "img-src": ["'self'", "data:"],
         "font-src": ["'self'"],
-        "connect-src": ["'self'", *STRIPE_ORIGINS["connect"]],
-        "frame-src": STRIPE_ORIGINS["frame"],
+        "connect-src": ["'self'"],
         "object-src": ["'none'"],
         "base-uri": ["'none'"],
-        "form-action": ["'self'", *POD_ORIGINS],
+        "form-action": ["'self'"],
         "frame-ancestors": ["'none'"],
     }
 }

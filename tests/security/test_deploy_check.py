@@ -1,6 +1,7 @@
-"""Production settings, in subprocesses with a production-like environment (settings are read
-once per process): `manage.py check --deploy --fail-level WARNING` is clean, loosening any of
-them fails it, and the responses really carry HSTS, the CSP, __Host- cookies and the redirect."""
+"""Security headers and production settings. In subprocesses with a production-like environment
+(settings are read once per process): `manage.py check --deploy --fail-level WARNING` is clean,
+loosening any of them fails it, and the responses really carry HSTS, the CSP, __Host- cookies
+and the redirect. In-process: the CSP's run-time sources (Stripe.js, pod hosts)."""
 
 import json
 import os
@@ -12,6 +13,8 @@ import textwrap
 import pytest
 from django.conf import settings
 from django.db import connection
+
+from tests.pods.factories import catalogue, stopped_pod
 
 PRODUCTION = {
     "DEBUG": "0",
@@ -111,3 +114,32 @@ def test_production_pages_carry_hsts_the_csp_and_host_only_secure_cookies():
     assert seen["session_cookie"] == "__Host-sessionid"
     assert seen["plain"] == [301, "https://console.example.com/accounts/login/?next=/x"]
     assert seen["health"] == 200  # load balancers probe over plain HTTP
+
+
+def policy_of(response) -> dict[str, str]:
+    header = response["Content-Security-Policy"]
+    return dict(part.strip().split(" ", 1) for part in header.split(";"))
+
+
+@pytest.mark.django_db
+def test_console_pages_take_stripe_js_and_pod_hosts_from_the_current_settings(
+    client, alice, team, settings
+):
+    settings.STRIPE_API_BASE = "http://127.0.0.1:8420"  # the emulator's Stripe.js stand-in
+    settings.SITE_URL, settings.PROXY_DOMAIN = "http://localhost:8000", "localhost"
+    client.force_login(alice)
+    policy = policy_of(client.get(f"/t/{team.slug}/billing/top-up/"))
+    assert policy["script-src"] == "'self' http://127.0.0.1:8420"
+    assert policy["connect-src"] == "'self' http://127.0.0.1:8420"
+    assert policy["form-action"] == "'self' http://*.localhost:8000"
+    assert policy["style-src"] == "'self'" and policy["frame-ancestors"] == "'none'"
+
+
+@pytest.mark.django_db
+def test_only_the_terminal_page_allows_style_elements(client, alice, team):
+    pod = stopped_pod(team, catalogue()["machine"])
+    client.force_login(alice)
+    terminal = policy_of(client.get(f"/t/{team.slug}/pods/{pod.public_id}/terminal/"))
+    assert terminal["style-src"] == "'self' 'unsafe-inline'"
+    detail = policy_of(client.get(f"/t/{team.slug}/pods/{pod.public_id}/"))
+    assert detail["style-src"] == "'self'"
