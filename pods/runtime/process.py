@@ -21,6 +21,7 @@ Machine.runtime_settings understood here:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -291,13 +292,15 @@ class ProcessBackend(RuntimeBackend):
         }
         made = {}
         for controller, values in limits.items():
-            parent = own_cgroup(controller)
-            if controller == "memory" and self.settings.get("cgroup_parent"):
-                parent = Path(self.settings["cgroup_parent"])
-            path = self._make_cgroup(parent, spec.pod_id, values)
+            path = self._make_cgroup(self._cgroup_parent(controller), spec.pod_id, values)
             if path:
                 made[controller] = path
         return made
+
+    def _cgroup_parent(self, controller: str) -> Path | None:
+        if controller == "memory" and self.settings.get("cgroup_parent"):
+            return Path(self.settings["cgroup_parent"])
+        return own_cgroup(controller)
 
     def _make_cgroup(self, parent: Path | None, pod_id: str, values: dict) -> Path | None:
         if not parent or not (parent / "cgroup.procs").exists():
@@ -486,7 +489,11 @@ class ProcessBackend(RuntimeBackend):
         shutil.rmtree(self.pod_dir(pod_id), ignore_errors=True)
         if volume_name and volume_name != pod_id:
             shutil.rmtree(self.pod_dir(volume_name) / "volume", ignore_errors=True)
-        sandbox.release_id(f"pod-{pod_id}")
+        for controller in ("memory", "cpu", "pids"):  # left behind when its shim was killed
+            parent = self._cgroup_parent(controller)
+            if parent:
+                with contextlib.suppress(OSError):
+                    (parent / f"pod-{pod_id}").rmdir()
 
     def ensure_volume(self, mount: MountSpec) -> None:
         traversable_dir(self.mount_source(mount).parent)

@@ -130,11 +130,13 @@ def test_it_kills_a_pod_that_ignores_sigterm_five_seconds_later(
 def test_it_removes_the_volume_on_terminate(http_pod, alice, django_capture_on_commit_callbacks):
     root = pod_dir(http_pod)
     assert (root / "volume").is_dir()
+    cgroups = http_pod.runtime_handle["cgroups"]
     with django_capture_on_commit_callbacks(execute=True):
         services.terminate_pod(actor=alice, pod=http_pod)
     http_pod.refresh_from_db()
     assert http_pod.status == Pod.Status.TERMINATED
     assert not root.exists()
+    assert not [path for path in cgroups if Path(path).exists()]
     assert get_backend("process").poll(http_pod.runtime_handle).state != "running"
 
 
