@@ -143,6 +143,10 @@ def seccomp_filter() -> bytes:
     import pyseccomp as seccomp
 
     bpf = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
+    # 32-bit programs get the same rules instead of being killed by the architecture check.
+    compat = {seccomp.Arch.X86_64: ("X86", "X32"), seccomp.Arch.AARCH64: ("ARM",)}
+    for name in compat.get(seccomp.system_arch(), ()):
+        bpf.add_arch(getattr(seccomp.Arch, name))
     for name in DENIED_SYSCALLS:
         try:
             bpf.add_rule(seccomp.ERRNO(errno.EPERM), name)
