@@ -235,7 +235,7 @@ class ProcessBackend(RuntimeBackend):
             self.ensure_volume(mount)
             source = self.mount_source(mount)
             if mount.kind == "network_volume":
-                os.chown(source, 0, gid)
+                os.chown(source, os.geteuid(), gid)  # root's, unless the console is not root
                 source.chmod(0o2770)  # the team's pods share it through its group
             else:
                 sandbox.own_tree(source, uid, gid)
