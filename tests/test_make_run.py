@@ -8,6 +8,7 @@ restarts it. Stopping is Ctrl-C (SIGINT to the process group) and must leave no 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -191,30 +192,48 @@ class Console:
         return self.output.read_text()[-4000:]
 
     def stop(self) -> None:
-        """Ctrl-C, then nothing of this run may be left."""
+        """Ctrl-C, then nothing of this run may be left (whatever is, is killed after the
+        failure is recorded, so a failing run leaves no process either)."""
         if self.process is None or self.process.poll() is not None:
             return
         os.killpg(self.process.pid, signal.SIGINT)
         try:
             self.process.wait(timeout=STOP_SECONDS)
         except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            self.kill_what_is_left()
             raise AssertionError(f"run.sh still running after Ctrl-C:\n{self.log_tail()}")
-        assert self.left_behind() == [], self.log_tail()
+        left = self.left_behind()
+        if left:
+            self.kill_what_is_left()
+        assert left == [], self.log_tail()
 
-    def left_behind(self) -> list[str]:
-        alive = []
+    def alive(self) -> list[psutil.Process]:
+        procs = []
         for pid, started in self.pids:
             try:
                 proc = psutil.Process(pid)
                 if proc.create_time() == started and proc.status() != psutil.STATUS_ZOMBIE:
-                    alive.append(" ".join(proc.cmdline()))
+                    procs.append(proc)
             except psutil.NoSuchProcess:
                 continue
         for proc in psutil.process_iter(["cmdline"]):
             if str(self.data_dir) in " ".join(proc.info["cmdline"] or []):
-                alive.append(" ".join(proc.info["cmdline"]))
-        return alive
+                procs.append(proc)
+        return procs
+
+    def left_behind(self) -> list[str]:
+        names = []
+        for proc in self.alive():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                names.append(f"{proc.pid} {' '.join(proc.cmdline())}")
+        return names
+
+    def kill_what_is_left(self) -> None:
+        for proc in self.alive():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        if self.process is not None:
+            self.process.wait(timeout=STOP_SECONDS)
 
     def manage(self, *args: str) -> str:
         """manage.py from another terminal: only DATA_DIR tells it where the services are."""
