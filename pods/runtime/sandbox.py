@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import shutil
+import tempfile
 from functools import cache
 from pathlib import Path
 
@@ -158,11 +159,10 @@ def seccomp_filter() -> bytes:
         if flag & CLONE_NAMESPACE_FLAGS:
             arg = seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag)
             bpf.add_rule(seccomp.ERRNO(errno.EPERM), "clone", arg)
-    read, write = os.pipe()
-    with os.fdopen(write, "wb") as out:
-        bpf.export_bpf(out)
-    with os.fdopen(read, "rb") as source:
-        return source.read()
+    with tempfile.TemporaryFile() as program:
+        bpf.export_bpf(program)
+        program.seek(0)
+        return program.read()
 
 
 # bubblewrap ---------------------------------------------------------------------------------
