@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # PostgreSQL and Redis started by hand (no systemd), on 127.0.0.1. Source it after common.sh.
 # - start_services / stop_services: a throwaway pair on free ports in a temporary directory, for
 #   tests and benchmarks (no durability, trust authentication), removed when stopped.
@@ -177,7 +178,8 @@ embedded_postgres() {
     port=$(pick_port "${POSTGRES_PORT:-}" "$(url_port "$(previous DATABASE_URL)")")
     password=$(url_password "$(previous DATABASE_URL)")
     password=${password:-$(new_password)}
-    superuser=$([ "$(id -u)" = 0 ] && echo postgres || id -un)
+    superuser=$(id -un)
+    [ "$(id -u)" != 0 ] || superuser=postgres
     pg_dirs "$dir"
     as_pg test -w "$dir" || die "PostgreSQL (user $superuser) cannot write $dir: \
 every directory above DATA_DIR must be open to it (chmod o+x), or choose another DATA_DIR"
