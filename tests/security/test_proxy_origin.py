@@ -3,14 +3,16 @@ console's cookies, the proxy's sign-in hand-off and its redirects, through the c
 ASGI application and a real pod on the process runtime (tests/security/hostile_pod.py)."""
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from http.cookies import SimpleCookie
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 import time_machine
 from allauth.account.models import EmailAddress
 from asgiref.sync import async_to_sync
+from django import db
 from django.test import Client
 
 from console.asgi import application
@@ -95,6 +97,21 @@ def test_it_hands_off_once_and_audits_the_sign_in(parked, alice, pod_host):
         parked.public_id,
         8080,
     )
+
+
+def test_a_hand_off_raced_by_many_requests_signs_in_exactly_one(parked, alice, pod_host):
+    token = parse_qs(urlsplit(hand_off(alice, parked, "/")).query)["token"][0]
+    target = proxy.Target(parked.public_id, 8080)
+
+    def consume(_: int) -> bool:
+        try:
+            return proxy.read_handoff(token, target) is not None
+        finally:
+            db.connection.close()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(consume, range(16)))
+    assert results.count(True) == 1
 
 
 def test_it_refuses_a_hand_off_older_than_a_minute(parked, alice, pod_host):
