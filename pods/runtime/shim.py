@@ -262,6 +262,7 @@ def supervise(run: dict) -> None:
             write_json(state_dir / "exit.json", failed)
             return
         pids = {"shim_pid": os.getpid(), "child_pid": child.pid, "ns_pid": ns_pid}
+        pids["slirp_pid"] = sandbox.slirp.pid if sandbox and sandbox.slirp else None
         write_json(state_dir / "shim.json", pids)
         code = exit_status(child.wait())
         if sandbox:

@@ -6,13 +6,15 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 from django.conf import settings
 
 from pods import lifecycle, services
 from pods.models import Pod
 from pods.runtime import PodSpec, PortSpec, get_backend
-from pods.runtime.process import ProcessBackend, bwrap_works
+from pods.runtime.process import ProcessBackend, bwrap_works, process_alive
+from pods.runtime.sandbox import HOST_ENV
 from tests.pods.factories import HTTP_SERVER, deploy_request, fund, http_template
 
 pytestmark = pytest.mark.usefixtures("reap")
@@ -72,6 +74,10 @@ def test_it_runs_the_http_template_in_a_sandbox_reachable_on_its_mapped_port(htt
     assert http_pod.status == Pod.Status.RUNNING
     assert bwrap_works()
     assert http_pod.runtime_handle["sandboxed"] is True
+    slirp = psutil.Process(http_pod.runtime_handle["slirp_pid"])
+    assert slirp.exe() == "/usr/bin/slirp4netns" and "--disable-host-loopback" in slirp.cmdline()
+    for helper in ("slirp_pid", "child_pid", "shim_pid"):  # slirp4netns, bwrap, the shim
+        assert psutil.Process(http_pod.runtime_handle[helper]).environ() == HOST_ENV
     mapping = http_pod.port_mappings[0]
     assert mapping["private"] == 8080 and mapping["public"] != 8080
     assert get(mapping["public"]).strip() == "volume-data"
@@ -96,6 +102,7 @@ def test_it_keeps_the_volume_and_wipes_the_container_disk_across_stop_and_start(
     http_pod.refresh_from_db()
     assert http_pod.status == Pod.Status.EXITED
     assert http_pod.exit_code == 143  # the server died of the SIGTERM
+    assert not process_alive(http_pod.runtime_handle["slirp_pid"], None)  # its network too
     assert not (root / "container" / "scratch.txt").exists()
     assert (root / "volume" / "mine.txt").read_text() == "written before stop"
     with django_capture_on_commit_callbacks(execute=True):
@@ -187,6 +194,8 @@ def test_it_restarts_a_lost_pod_with_the_same_command_keeping_its_volume(
     old_handle = http_pod.runtime_handle
     os.kill(old_handle["shim_pid"], signal.SIGKILL)  # bwrap dies with its parent
     wait_for(lambda: get_backend("process").poll(old_handle).state == "lost")
+    # slirp4netns too: its --exit-fd closed with the shim.
+    wait_for(lambda: not process_alive(old_handle["slirp_pid"], None))
     with django_capture_on_commit_callbacks(execute=True):
         lifecycle.reconcile()
     http_pod.refresh_from_db()
