@@ -34,7 +34,7 @@ Machine.runtime_settings understood here:
                      has no default runtime set) or "runsc" (gVisor); default: the engine's
   "userns_mode":     "" (default: the engine's own), "remap" (refuse to start pods unless the
                      Docker daemon runs with userns-remap), or a Podman mode such as "auto";
-                     never "host", which would switch a daemon's remapping off for the pod
+                     never "host" (it switches a daemon's remapping off) or "ns:<path>"
 
 Whatever the settings, a pod container is never privileged, holds Docker's default capabilities
 minus NET_RAW, runs with no-new-privileges, a pids limit, private pid, ipc and cgroup
@@ -474,9 +474,9 @@ class DockerBackend(RuntimeBackend):
     def _userns_mode(self) -> str:
         """The UsernsMode to send ("" sends none); "remap" checks the daemon does remap."""
         mode = str(self.settings.get("userns_mode") or "")
-        if mode == "host":
+        if mode == "host" or mode.startswith("ns:"):  # ns:/proc/1/ns/user is the host's too
             raise RuntimeFailure(
-                'userns_mode "host" would switch the engine\'s user-namespace remapping off.'
+                f"userns_mode {mode!r} would run pods in the host's user namespace."
             )
         if mode != "remap":
             return mode

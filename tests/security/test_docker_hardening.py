@@ -115,8 +115,13 @@ def test_a_fork_bomb_stops_at_the_pids_limit(backend):
 
 @pytest.mark.parametrize(
     "machine",
-    [{"network": "host"}, {"network": "container:other"}, {"userns_mode": "host"}],
-    ids=["host-network", "other-container-network", "host-user-namespace"],
+    [
+        {"network": "host"},
+        {"network": "container:other"},
+        {"userns_mode": "host"},
+        {"userns_mode": "ns:/proc/1/ns/user"},
+    ],
+    ids=["host-network", "other-container-network", "host-userns", "joined-host-userns"],
 )
 def test_machine_settings_that_share_a_host_namespace_are_refused(backend, machine):
     unsafe = get_backend("docker", {**backend.settings, **machine})
