@@ -40,9 +40,11 @@ def podman_url():
 
 
 @pytest.fixture
-def backend(podman_url, settings, tmp_path) -> DockerBackend:
+def backend(podman_url, settings, tmp_path) -> Iterator[DockerBackend]:
+    """The docker backend on Podman; whatever a test leaves (it failed half-way) goes after it."""
     settings.DATA_DIR = tmp_path  # where stopped containers' logs are kept
-    return get_backend("docker", {"base_url": podman_url, "name_prefix": RUN_PREFIX})
+    yield get_backend("docker", {"base_url": podman_url, "name_prefix": RUN_PREFIX})
+    remove_leftovers(podman_url, RUN_PREFIX)
 
 
 @contextlib.contextmanager
@@ -72,15 +74,18 @@ def podman_service() -> Iterator[str | None]:
 
 
 def remove_leftovers(url: str, prefix: str) -> None:
-    """Remove the containers and volumes whose names start with `prefix`."""
+    """Remove the containers and volumes whose names start with `prefix` (those of tests that
+    failed half-way), each on its own: one the engine cannot remove leaves the rest to go."""
     client = docker.DockerClient(base_url=url, timeout=60)
     with contextlib.suppress(DockerException, requests.RequestException):
         for container in client.containers.list(all=True, filters={"name": prefix}):
             if container.name.startswith(prefix):
-                container.remove(force=True, v=True)
+                with contextlib.suppress(DockerException, requests.RequestException):
+                    container.remove(force=True, v=True)
         for volume in client.volumes.list():
             if volume.name.startswith(prefix):
-                volume.remove(force=True)
+                with contextlib.suppress(DockerException, requests.RequestException):
+                    volume.remove(force=True)
     client.close()
 
 
