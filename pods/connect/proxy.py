@@ -375,8 +375,9 @@ def _connection_tokens(headers) -> set[str]:
 
 
 def upstream_headers(scope: dict, route: Route, *, drop: frozenset = frozenset()) -> list:
-    """The client's headers minus hop-by-hop ones and console cookies, plus X-Forwarded-*.
-    Host is kept as the client sent it (apps check Origin against it)."""
+    """The client's headers minus hop-by-hop ones, with only the cookies pod_cookie_header
+    lets through, plus X-Forwarded-*. Host is kept as the client sent it (apps check Origin
+    against it)."""
     skip = HOP_BY_HOP | drop | _connection_tokens(scope.get("headers", []))
     skip |= {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix"}
     skip |= {"cookie"}
