@@ -13,6 +13,11 @@ minutes are written off (UsageWriteOff, listed for staff), never charged. Rows t
 would not stop (stopped pods' volumes, network volumes) are charged in full. A batch holding one
 minute per team never cuts: that minute is the one the balance falls below the floor in, which
 is charged, as a tick running on time charges it before low funds stops the pods.
+
+The floor is judged per batch: a team whose pods fall into several batches of a tick has the
+charges of the earlier batches in its balance when a later one is cut, so each batch charges at
+most one minute below the floor: the team's cuttable charges end at most one minute of their
+burn below it (what is never cut, such as network volumes, is charged as on time).
 """
 
 from collections.abc import Sequence
