@@ -133,7 +133,9 @@ def _lock_accounts(cursor) -> list[int]:
     return team_ids
 
 
-def _write_off_past_floor(cursor, floor_sql: str, params: dict, created_at) -> tuple[int, Decimal]:
+def _write_off_past_floor(
+    cursor, floor_sql: str, params: dict, created_at: datetime
+) -> tuple[int, Decimal]:
     """Find each team's last chargeable minute (the first one after which its balance, read
     under the account locks, is below its floor); move the cuttable rows after it out of the
     stage into write-offs. Returns the minutes and the amount written off."""

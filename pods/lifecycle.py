@@ -8,10 +8,11 @@ two reconcilers at once, cannot start a pod twice.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from pods import live
@@ -275,7 +276,7 @@ def check_running(pod: Pod) -> None:
         _relaunch_lost(pod)
 
 
-def stuck(pods, now):
+def stuck(pods: QuerySet[Pod], now: datetime) -> QuerySet[Pod]:
     """The pods of `pods` that have been in a transitional status longer than STUCK_AFTER."""
     return pods.filter(status__in=TRANSITIONAL, status_changed_at__lt=now - STUCK_AFTER)
 

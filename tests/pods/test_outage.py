@@ -247,3 +247,12 @@ def test_a_catch_up_killed_halfway_loses_its_write_offs_with_its_charges(monkeyp
     assert UsageWriteOff.objects.count() == 4
     assert all(charged(pod, "usage_compute") == PER_MINUTE for pod in pods)
     call_command("check_ledger")
+
+
+def test_the_meter_command_reports_the_minutes_written_off(team, twelve_dollar_gpu, capsys):
+    fund(team, "1")
+    running_pod(team, twelve_dollar_gpu["machine"])
+    with time_machine.travel(T0 + timedelta(minutes=60, seconds=5), tick=False):
+        call_command("meter", "--no-enforce")
+    out = capsys.readouterr().out
+    assert "Wrote off 59 pod minutes (11.8000000000 USD)" in out
