@@ -293,3 +293,25 @@ def test_the_real_flow_credits_once(localstripe, team, alice, settings):  # noqa
         assert deliver(body, signature=signature).status_code == 200
     assert balance(team) == Decimal("25")
     assert LedgerEntry.objects.filter(team=team).count() == 1
+
+
+@pytest.mark.parametrize(
+    "event_type, obj",
+    [
+        ("charge.succeeded", {"id": "ch_forged", "object": "charge", "amount": 100_000_000}),
+        ("charge.refunded", {"id": "ch_forged", "object": "charge", "amount_refunded": 2500}),
+        ("invoice.paid", {"id": "in_forged", "object": "invoice", "amount_paid": 100_000_000}),
+        ("setup_intent.succeeded", {"id": "seti_forged", "object": "setup_intent"}),
+        ("customer.created", {"id": "cus_forged", "object": "customer"}),
+    ],
+)
+def test_events_of_other_types_move_no_money(team, alice, event_type, obj):
+    """Only payment_intent events settle payments; business invoices are marked paid by
+    staff, there are no card refunds, and cards are saved from a SetupIntent read back from
+    Stripe's API when the user submits the form, never from a webhook."""
+    payment = top_up(team, alice, "25")
+    obj = {**obj, "metadata": {"payment": payment.public_id, "team": team.slug}}
+    assert deliver(event(event_type, obj)).status_code == 200
+    assert not LedgerEntry.objects.exists()
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PROCESSING
