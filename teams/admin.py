@@ -230,10 +230,19 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "permission",
         "is_enabled",
         "created_by",
+        "pod_public_id",
         "last_used_at",
     )
     list_filter = ("permission", "is_enabled", "created_at", "last_used_at")
-    search_fields = ("name", "prefix", "public_id", "team__name", "team__slug", "created_by__email")
+    search_fields = (
+        "name",
+        "prefix",
+        "public_id",
+        "team__name",
+        "team__slug",
+        "created_by__email",
+        "pod_public_id",
+    )
     list_select_related = ("team", "created_by")
     exclude = ("key_hash",)
     readonly_fields = [
@@ -244,6 +253,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "prefix",
         "is_enabled",
         "created_by",
+        "pod_public_id",
         "created_at",
         "last_used_at",
     ]
