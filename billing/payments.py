@@ -372,16 +372,21 @@ def _locked_payment(intent: gateway.PaymentIntentResult) -> Payment | None:
 
 
 def _unrecorded_payment(intent: gateway.PaymentIntentResult) -> Payment | None:
-    """The event can beat `_remember_intent` (Stripe answered the create, we have not stored
-    its id yet). Only then may a payment be found through Stripe's metadata: one still being
-    created, with no intent of its own yet."""
+    """A payment with no intent recorded, named by Stripe's own metadata: the event beat
+    `_remember_intent` (still created), or the create call failed on our side after Stripe
+    made the intent (failed here). Its intent is the one Stripe made under the payment's
+    idempotency key, so if that succeeded the money is the team's."""
     public_id = intent.metadata.get("payment")
     if not isinstance(public_id, str) or not public_id:
         return None
     return (
         Payment.objects.select_for_update()
         .select_related("team")
-        .filter(public_id=public_id, stripe_payment_intent_id=None, status=Payment.Status.CREATED)
+        .filter(
+            public_id=public_id,
+            stripe_payment_intent_id=None,
+            status__in=(Payment.Status.CREATED, Payment.Status.FAILED),
+        )
         .first()
     )
 
@@ -398,7 +403,7 @@ def _mismatch(payment: Payment, intent: gateway.PaymentIntentResult) -> str:
         "currency": intent.currency == gateway.CURRENCY,
         "payment": intent.metadata.get("payment") == payment.public_id,
         "team": intent.metadata.get("team") == payment.team.slug,
-        "customer": not customer or intent.customer == customer,
+        "customer": bool(customer) and intent.customer == customer,
     }
     return ", ".join(name for name, agrees in checks.items() if not agrees)
 

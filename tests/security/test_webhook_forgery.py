@@ -24,7 +24,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from billing import services
 from billing import stripe_gateway as gateway
-from billing.models import LedgerEntry, Payment
+from billing.models import BillingAccount, LedgerEntry, Payment
 from tests.billing.conftest import free_port, localstripe  # noqa: F401 (shared fixture)
 from tests.billing.stripe_events import (
     DECLINED_ON_CHARGE,
@@ -278,6 +278,29 @@ def test_a_webhook_that_beats_the_recorded_intent_id_still_credits_once(team, al
     assert payment.stripe_payment_intent_id == intent_id
     assert payment.status == Payment.Status.SUCCEEDED
     assert LedgerEntry.objects.filter(team=team).count() == 1
+
+
+def test_a_payment_whose_charge_call_failed_here_is_credited_if_stripe_collected(team):
+    """Our create call failed (timeout) after Stripe made the intent: the payment is failed
+    here with no intent id. Stripe's record of its own intent settles it, once."""
+    payment = recorded_payment(team, "25")
+    intent_id = payment.stripe_payment_intent_id
+    Payment.objects.filter(pk=payment.pk).update(
+        stripe_payment_intent_id=None, status=Payment.Status.FAILED
+    )
+    for _ in range(2):
+        deliver(succeeded(intent(payment, intent_id=intent_id)))
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.SUCCEEDED
+    assert payment.stripe_payment_intent_id == intent_id
+    assert balance(team) == Decimal("25")
+
+
+def test_a_payment_of_a_team_without_a_stripe_customer_is_never_credited(team):
+    payment = recorded_payment(team, "25")
+    BillingAccount.objects.filter(team=team).update(stripe_customer_id="")
+    assert deliver(succeeded(intent(payment))).status_code == 200
+    assert balance(team) == 0
 
 
 def test_the_real_flow_credits_once(localstripe, team, alice, settings):  # noqa: F811
