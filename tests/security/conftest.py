@@ -20,7 +20,7 @@ OUTSIDE_HOST, OUTSIDE_PEER = "10.213.0.1", "10.213.0.2"  # a /30 of the test's o
 
 def needs_root() -> None:
     if os.geteuid() != 0:
-        pytest.skip("the process runtime's sandbox (setpriv, slirp4netns, ip netns) needs root")
+        pytest.skip("the process runtime's sandbox (setpriv, slirp4netns, unshare, veth) needs root")
 
 
 @dataclass
@@ -83,14 +83,20 @@ http.server.HTTPServer((sys.argv[1], 8099), Handler).serve_forever()
 @pytest.fixture
 def outside_server() -> Iterator[Outside]:
     """An HTTP server at 10.213.0.2:8099 in a network namespace of its own, joined to the host
-    by a veth pair: an outbound address a pod should reach through slirp4netns."""
+    by a veth pair: an outbound address a pod should reach through slirp4netns.
+
+    The namespace is held by a process (`unshare --net`), not named with `ip netns add`: that
+    one turns the machine-wide /run/netns into a mount point of its own, hiding the namespaces
+    Podman's running containers keep there."""
     needs_root()
     tag = secrets.token_hex(3)
-    netns, host_end, peer_end = f"podesc-{tag}", f"pe{tag}h", f"pe{tag}p"
-    ip("netns", "add", netns)
+    host_end, peer_end = f"pe{tag}h", f"pe{tag}p"
+    holder = subprocess.Popen(["/usr/bin/unshare", "--net", "/bin/sleep", "infinity"])
+    inside = ["/usr/bin/nsenter", f"--net=/proc/{holder.pid}/ns/net"]
     try:
+        wait_for_namespace(holder.pid)
         ip("link", "add", host_end, "type", "veth", "peer", "name", peer_end)
-        ip("link", "set", peer_end, "netns", netns)
+        ip("link", "set", peer_end, "netns", str(holder.pid))
         ip("addr", "add", f"{OUTSIDE_HOST}/30", "dev", host_end)
         ip("link", "set", host_end, "up")
         for args in (
@@ -98,10 +104,10 @@ def outside_server() -> Iterator[Outside]:
             ("link", "set", peer_end, "up"),
             ("link", "set", "lo", "up"),
         ):
-            ip("netns", "exec", netns, "/usr/bin/ip", *args)
+            subprocess.run([*inside, "/usr/bin/ip", *args], check=True, capture_output=True)
         token = secrets.token_hex(8)
-        argv = ["/usr/bin/ip", "netns", "exec", netns, "/usr/bin/python3", "-c", SERVER]
-        server = subprocess.Popen([*argv, OUTSIDE_PEER, token])
+        argv = [*inside, "/usr/bin/python3", "-c", SERVER, OUTSIDE_PEER, token]
+        server = subprocess.Popen(argv)
         try:
             wait_for_http(f"http://{OUTSIDE_PEER}:8099/")
             yield Outside(f"http://{OUTSIDE_PEER}:8099/", token)
@@ -110,7 +116,22 @@ def outside_server() -> Iterator[Outside]:
             server.wait()
     finally:
         subprocess.run(["/usr/bin/ip", "link", "del", host_end], capture_output=True)
-        subprocess.run(["/usr/bin/ip", "netns", "del", netns], capture_output=True)
+        holder.kill()
+        holder.wait()
+
+
+def wait_for_namespace(pid: int, timeout: float = 5) -> None:
+    """unshare has made the namespace once its net link differs from ours."""
+    deadline = time.monotonic() + timeout
+    own = os.readlink("/proc/self/ns/net")
+    while time.monotonic() < deadline:
+        try:
+            if os.readlink(f"/proc/{pid}/ns/net") != own:
+                return
+        except OSError:
+            pass
+        time.sleep(0.01)
+    raise AssertionError("unshare --net did not make a network namespace")
 
 
 def wait_for_http(url: str, timeout: float = 10) -> None:
