@@ -20,7 +20,7 @@ OUTSIDE_HOST, OUTSIDE_PEER = "10.213.0.1", "10.213.0.2"  # a /30 of the test's o
 
 def needs_root() -> None:
     if os.geteuid() != 0:
-        pytest.skip("the process runtime's sandbox (setpriv, slirp4netns, unshare, veth) needs root")
+        pytest.skip("the process runtime's sandbox (setpriv, slirp4netns, veth) needs root")
 
 
 @dataclass
