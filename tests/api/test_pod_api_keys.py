@@ -4,7 +4,6 @@ shows in the key list as the pod's, is audited, and stops working when the pod s
 terminated."""
 
 import re
-import time
 
 import pytest
 from django.test import Client
@@ -21,6 +20,7 @@ from teams.models import ApiKey, AuditEvent
 from tests.conftest import login
 from tests.pods.conftest import parts, pods_settings, reap  # noqa: F401 (shared fixtures)
 from tests.pods.factories import deploy_request, fund
+from tests.waiting import wait_for
 
 PRINTS_ITS_KEY = 'echo "key=$RUNPOD_API_KEY"; exec sleep 600'
 
@@ -53,16 +53,6 @@ urlpatterns = [
     path("probe/", ProbeViewSet.as_view({"get": "list", "post": "create"})),
     path("probe/<int:pk>/", ProbeViewSet.as_view({"delete": "destroy"})),
 ]
-
-
-def wait_for(check, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def key_inside(pod: Pod) -> str:

@@ -2,8 +2,6 @@
 its data centre at once, kept when a pod goes, and not deletable while a pod uses it. (The
 docker runtime's side is in test_docker_runtime.py.)"""
 
-import time
-
 import pytest
 from django.urls import reverse
 
@@ -13,6 +11,7 @@ from pods.models import CloudType, NetworkVolume, Pod
 from pods.runtime.base import network_volume_dir
 from tests.conftest import login
 from tests.pods.factories import deploy_request, fund
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("reap")]
 
@@ -21,15 +20,6 @@ READER = (
     "while [ ! -s /data/shared.txt ]; do sleep 0.05; done; "
     'cat /data/shared.txt; echo "answered by $RUNPOD_POD_ID" >> /data/shared.txt; exec sleep 600'
 )
-
-
-def wait_for(check, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def deploy(team, alice, parts, volume, command: str, **overrides) -> Pod:

@@ -16,20 +16,11 @@ from pods.runtime import PodSpec, PortSpec, get_backend
 from pods.runtime.process import ProcessBackend, bwrap_works, process_alive
 from pods.runtime.sandbox import HOST_ENV
 from tests.pods.factories import HTTP_SERVER, deploy_request, fund, http_template
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.usefixtures("reap")
 
 IGNORES_SIGTERM = "trap 'echo got SIGTERM' TERM; echo ready; while true; do sleep 0.1; done"
-
-
-def wait_for(check, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def get(port: int) -> str:

@@ -30,6 +30,7 @@ from tests.pods.conftest import parts, pods_settings, reap  # noqa: F401 (fixtur
 from tests.pods.connect_helpers import wait_listening
 from tests.pods.factories import deploy_request, fund
 from tests.security.conftest import needs_root
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("reap")]
 
@@ -73,15 +74,6 @@ attempt("passwd", lambda: open("/etc/passwd").read())
 print("RESULT " + json.dumps(report), flush=True)
 PY
 exec python3 -m http.server $PORT --bind 0.0.0.0"""
-
-
-def wait_for(check, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def deploy(team, user, parts, command: str, env: dict | None = None) -> Pod:  # noqa: F811
@@ -262,7 +254,7 @@ def test_the_pods_path_and_ld_preload_never_reach_a_host_side_helper():
     started = backend.start(spec)
     try:
         handle = started.handle
-        wait_for(lambda: "started" in backend.read_logs(handle).text)
+        wait_for(lambda: "started" in backend.read_logs(handle).text, timeout=20)
         shell = backend.open_shell(handle)
         try:
             shell.write(b"nsenter --version; echo PATH=$PATH; echo done-$((6*7))\n")
