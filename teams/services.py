@@ -255,24 +255,9 @@ def create_api_key(*, team: Team, actor, name: str, permission: str) -> tuple[Ap
     """Returns the key and its secret. The secret is not stored and cannot be shown again."""
     if permission not in ApiKey.Permission.values:
         raise TeamError(f"Unknown permission {permission!r}.")
-    secret = ApiKey.generate_secret()
-    key = ApiKey.objects.create(
-        team=team,
-        name=name.strip(),
-        permission=permission,
-        prefix=secret[:12],
-        key_hash=hash_api_key(secret),
-        created_by=actor,
+    return _new_api_key(
+        team=team, actor=actor, name=name.strip(), permission=permission, created_by=actor
     )
-    audit.record(
-        actor=actor,
-        team=team,
-        action="api_key.created",
-        resource_type="api_key",
-        resource_id=key.public_id,
-        details={"name": key.name, "permission": permission, "prefix": key.prefix},
-    )
-    return key, secret
 
 
 @transaction.atomic
@@ -298,22 +283,36 @@ def issue_pod_api_key(*, team: Team, pod_public_id: str) -> tuple[ApiKey, str]:
     """The key a pod finds in RUNPOD_API_KEY for one run: read/write, acting in the pod's team
     with POD_KEY_ROLE. The caller revokes it when that run ends (stop, exit, failure,
     terminate). Returns the key and its secret, which only the pod's environment holds."""
+    return _new_api_key(
+        team=team,
+        actor=None,
+        name=f"Pod {pod_public_id}",
+        permission=ApiKey.Permission.READ_WRITE,
+        pod_public_id=pod_public_id,
+    )
+
+
+def _new_api_key(*, team: Team, actor, name: str, permission: str, **owner) -> tuple[ApiKey, str]:
+    """Stores only the secret's hash; `owner` is created_by (a member's key) or pod_public_id."""
     secret = ApiKey.generate_secret()
     key = ApiKey.objects.create(
         team=team,
-        name=f"Pod {pod_public_id}",
-        permission=ApiKey.Permission.READ_WRITE,
+        name=name,
+        permission=permission,
         prefix=secret[:12],
         key_hash=hash_api_key(secret),
-        pod_public_id=pod_public_id,
+        **owner,
     )
+    details = {"name": key.name, "permission": permission, "prefix": key.prefix}
+    if "pod_public_id" in owner:
+        details["pod"] = owner["pod_public_id"]
     audit.record(
-        actor=None,
+        actor=actor,
         team=team,
         action="api_key.created",
         resource_type="api_key",
         resource_id=key.public_id,
-        details={"name": key.name, "pod": pod_public_id, "prefix": key.prefix},
+        details=details,
     )
     return key, secret
 
