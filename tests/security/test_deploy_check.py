@@ -55,7 +55,10 @@ def database_url() -> str:
 
 
 def run(*args: str, **changes: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, **PRODUCTION, "DATABASE_URL": database_url(), **changes}
+    # The browser tests' conftest, collected in the same run, allows async-unsafe calls: a
+    # production process never has that switch.
+    inherited = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {**inherited, **PRODUCTION, "DATABASE_URL": database_url(), **changes}
     return subprocess.run(
         [sys.executable, *args],
         cwd=settings.BASE_DIR,
