@@ -8,12 +8,14 @@ which other checkouts on the machine would share). `manage.py stripe_emulator` w
 
 import argparse
 import pickle
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import requests
+from aiohttp import web
 
 
 def command(port: int, state: Path | None) -> list[str]:
@@ -63,8 +65,11 @@ def _serve(port: int, state: Path | None) -> None:
 
     resources.Store.try_load_from_disk = load
     resources.Store.dump_to_disk = dump
-    sys.argv = ["localstripe", "--port", str(port)]
-    server.start()
+    resources.store.try_load_from_disk()
+    # localstripe's own start() listens on every interface ("::"), where pods (whose outbound
+    # traffic leaves through the host's stack) and the network could reach it: loopback only.
+    sock = socket.create_server(("127.0.0.1", port), reuse_port=False)
+    web.run_app(server.app, sock=sock, access_log=None, print=None)
 
 
 if __name__ == "__main__":

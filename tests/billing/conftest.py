@@ -93,7 +93,7 @@ def localstripe():
         emulator.register_webhook(
             base, url=f"http://127.0.0.1:{receiver.server_port}/", secret=WEBHOOK_SECRET
         )
-        yield {"base": base, "inbox": inbox}
+        yield {"base": base, "inbox": inbox, "pid": process.pid}
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -4,6 +4,7 @@ library; the emulator's own signed webhooks are handed to our endpoint."""
 from datetime import timedelta
 from decimal import Decimal
 
+import psutil
 import pytest
 import requests
 import time_machine
@@ -313,3 +314,14 @@ def test_it_shows_a_failed_3d_secure_on_the_payment_page(stripe_emulator, team, 
     assert started.payment.status == Payment.Status.FAILED
     assert "The provided PaymentMethod has failed authentication." in page.content.decode()
     assert balance(team) == 0
+
+
+def test_the_emulator_listens_on_the_loopback_only(localstripe):
+    """Pods' outbound traffic leaves through the host's stack: a service on every interface
+    would be theirs to call (localstripe's own start() binds "::")."""
+    listening = [
+        conn.laddr
+        for conn in psutil.Process(localstripe["pid"]).net_connections(kind="inet")
+        if conn.status == psutil.CONN_LISTEN
+    ]
+    assert listening and all(addr.ip == "127.0.0.1" for addr in listening), listening
