@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from api.graphql.view import GraphqlView
 from console import views
 
 # Everything a team owns lives under /t/<team>/, so an outsider's request is a 404 by URL.
@@ -18,6 +19,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include("api.urls")),
+    path("graphql", GraphqlView.as_view(), name="graphql"),
     path("", include("teams.public_urls")),
     path("billing/", include("billing.public_urls")),
     path("", include("pods.public_urls")),

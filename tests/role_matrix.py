@@ -40,6 +40,16 @@ class ApiRoute:
         return self.make_kwargs(team) if self.make_kwargs else {}
 
 
+@dataclass(frozen=True)
+class GraphqlOp:
+    """One root field of /graphql (a query or mutation): `document(team)` builds the document
+    to send, creating what it names. The matrix test posts it with a session and ?team=."""
+
+    field: str
+    capability: str
+    document: Callable
+
+
 # URL names that are not team-scoped pages, with the reason they are outside the matrix.
 EXEMPT: dict[str, str] = {
     "home": "redirects to the user's own team",

@@ -10,10 +10,13 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 import tests
+from api.graphql.resolvers import CAPABILITY as GRAPHQL_CAPABILITY
+from api.graphql.view import schema as graphql_schema
 from teams.access import role_can
 from teams.models import Membership, Role, Team
+from tests.api.graphql_matrix import GRAPHQL_OPERATIONS
 from tests.conftest import make_user
-from tests.role_matrix import ApiRoute, Route
+from tests.role_matrix import ApiRoute, GraphqlOp, Route
 
 ACTORS = ["anonymous", "outsider", *[r.value for r in Role]]
 
@@ -146,3 +149,43 @@ def test_api_role_matrix(db, route: ApiRoute, actor: str):
         route.method, url, json.dumps(route.data), content_type="application/json"
     )
     assert_answer(response.status_code, expected(actor, route.capability), login=(401, 403))
+
+
+# /graphql: every root field (query or mutation) of the schema, each actor, through a session
+# with ?team= (the matrix's way in; API keys act with their creator's role, tests/api/).
+# Refusals are GraphQL errors with HTTP 200: NOT_FOUND for outsiders, FORBIDDEN for roles.
+GRAPHQL_CASES = [
+    pytest.param(op, actor, id=f"graphql-{op.field}-{actor}")
+    for op in GRAPHQL_OPERATIONS
+    for actor in ACTORS
+]
+
+
+def test_every_graphql_operation_has_a_route():
+    fields = set(graphql_schema.query_type.fields) | set(graphql_schema.mutation_type.fields)
+    declared = {op.field for op in GRAPHQL_OPERATIONS}
+    assert fields == declared, f"Add these to tests/api/graphql_matrix.py: {fields - declared}"
+    assert all(op.capability == GRAPHQL_CAPABILITY[op.field] for op in GRAPHQL_OPERATIONS)
+
+
+@pytest.mark.parametrize(("op", "actor"), GRAPHQL_CASES)
+def test_graphql_role_matrix(db, op: GraphqlOp, actor: str):
+    team = Team.objects.create(name="Matrix", slug="matrix", is_personal=False)
+    owner = make_user("owner@matrix.example.com")
+    Membership.objects.create(user=owner, team=team, role=Role.ADMIN)
+    document = op.document(team)
+    response = client_for(actor, team).post(
+        f"/graphql?team={team.slug}", {"query": document}, content_type="application/json"
+    )
+    want = expected(actor, op.capability)
+    if want == "login":
+        assert response.status_code in (401, 403)
+        return
+    assert response.status_code == 200
+    codes = [e.get("extensions", {}).get("code") for e in response.json().get("errors", [])]
+    if want == "404":
+        assert codes == ["NOT_FOUND"], response.json()
+    elif want == "403":
+        assert codes == ["FORBIDDEN"], response.json()
+    else:
+        assert not {"NOT_FOUND", "FORBIDDEN", "INTERNAL_SERVER_ERROR"} & set(codes), codes

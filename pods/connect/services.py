@@ -111,6 +111,18 @@ def save_registry_credential(
 
 
 @transaction.atomic
+def update_registry_credential(
+    *, actor, credential: RegistryCredential, username: str, password: str
+) -> RegistryCredential:
+    """A new login for the same registry (the runpod SDK's updateRegistryAuth)."""
+    credential.username = username.strip()
+    credential.password_encrypted = encrypt(password)
+    credential.save(update_fields=["username", "password_encrypted"])
+    _registry_audit(actor, credential, "updated")
+    return credential
+
+
+@transaction.atomic
 def delete_registry_credential(*, actor, credential: RegistryCredential) -> None:
     _registry_audit(actor, credential, "deleted")
     credential.delete()

@@ -1,0 +1,1 @@
+"""RunPod-compatible GraphQL at /graphql (schema-first, ariadne)."""

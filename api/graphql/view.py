@@ -1,0 +1,105 @@
+"""POST /graphql: RunPod's GraphQL API, as runpod-python and runpodctl call it.
+
+Authenticated like /api/v1/ (a key as `Bearer <key>`, a raw `Authorization: <key>` or
+`?api_key=<key>`; a browser session with `?team=<slug>`, CSRF-checked). A bad key answers 401,
+which the SDK turns into AuthenticationError; everything else answers 200 with GraphQL's
+`errors` array, which the SDK raises as QueryError. Read-only keys may query, not mutate
+(refused per mutation in the resolvers, since every GraphQL request is a POST)."""
+
+import json
+import logging
+from pathlib import Path
+
+from ariadne import graphql_sync, load_schema_from_path, make_executable_schema
+from graphql import GraphQLError
+from rest_framework import authentication, exceptions
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api.authentication import PodPrincipal, authenticate_key, key_from_request
+from api.graphql.inputs import InputError
+from api.graphql.resolvers import OBJECTS
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_PATH = Path(__file__).with_name("schema.graphql")
+type_defs = load_schema_from_path(str(SCHEMA_PATH))
+schema = make_executable_schema(type_defs, *OBJECTS)
+
+# What a refusal is called in `errors[].extensions.code`.
+ERROR_CODES = {
+    InputError: "BAD_USER_INPUT",
+    exceptions.NotFound: "NOT_FOUND",
+    exceptions.PermissionDenied: "FORBIDDEN",
+}
+
+
+class GraphqlKeyAuthentication(authentication.BaseAuthentication):
+    """ApiKeyAuthentication without its unsafe-method check: every GraphQL call is a POST,
+    so a read-only key is refused by each mutation instead."""
+
+    def authenticate(self, request):
+        secret = key_from_request(request)
+        if not secret:
+            return None
+        key = authenticate_key(secret)
+        if key.is_pod_key:
+            return (PodPrincipal(key.pod_public_id), key)
+        if key.created_by is None or not key.created_by.is_active:
+            raise exceptions.AuthenticationFailed("The owner of this API key is inactive.")
+        return (key.created_by, key)
+
+    def authenticate_header(self, request):
+        return "Bearer"
+
+
+def format_error(error: GraphQLError, debug: bool = False) -> dict:
+    """Refusals keep their message; anything unexpected is logged and answered generically, so
+    no internal detail reaches the caller."""
+    formatted = error.formatted
+    original = error.original_error
+    if original is None:
+        return formatted
+    code = next((c for kind, c in ERROR_CODES.items() if isinstance(original, kind)), None)
+    if code is None:
+        logger.error("GraphQL resolver failed", exc_info=original)
+        formatted["message"] = "Internal server error."
+        code = "INTERNAL_SERVER_ERROR"
+    elif isinstance(original, exceptions.APIException):
+        formatted["message"] = str(original.detail)
+    formatted["extensions"] = {"code": code}
+    return formatted
+
+
+def _body(request: Request) -> dict | None:
+    try:
+        data = json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class GraphqlView(APIView):
+    authentication_classes = [GraphqlKeyAuthentication, authentication.SessionAuthentication]
+    permission_classes = [IsAuthenticated]
+    renderer_classes = [JSONRenderer]
+    http_method_names = ["post", "options"]
+
+    def post(self, request: Request) -> Response:
+        data = _body(request)
+        if data is None or not isinstance(data.get("query"), str):
+            error = {"message": "Send a JSON object with a `query` string."}
+            return Response({"errors": [error]})
+        if data.get("variables") is not None and not isinstance(data["variables"], dict):
+            return Response({"errors": [{"message": "`variables` must be an object."}]})
+        _, result = graphql_sync(
+            schema,
+            data,
+            context_value={"request": request},
+            error_formatter=format_error,
+            debug=False,
+        )
+        return Response(result)

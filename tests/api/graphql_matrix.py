@@ -1,0 +1,59 @@
+"""Every root field of /graphql for the role matrix test (tests/test_role_matrix.py): the
+document to send and the capability (teams.access.CAPABILITIES) it needs."""
+
+from pods.connect.services import save_registry_credential
+from teams.models import Membership, Role
+from tests.pods.matrix import a_pod
+from tests.role_matrix import GraphqlOp
+
+
+def a_credential(team) -> str:
+    admin = Membership.objects.filter(team=team, role=Role.ADMIN).first().user
+    credential = save_registry_credential(
+        actor=admin, team=team, name="matrix", registry="docker.io", username="u", password="p"
+    )
+    return credential.public_id
+
+
+def pod_id(team) -> str:
+    return a_pod(team)["pod_id"]
+
+
+def on_pod(field: str, selection: str = "{ id }"):
+    return lambda team: f'mutation {{ {field}(input: {{podId: "{pod_id(team)}"}}) {selection} }}'
+
+
+GPU_DEPLOY = (
+    'mutation { podFindAndDeployOnDemand(input: {name: "m", imageName: "ubuntu", '
+    'cloudType: ALL, gpuTypeId: "NVIDIA A40", gpuCount: 1}) { id } }'
+)
+CPU_DEPLOY = 'mutation { deployCpuPod(input: {name: "m", imageName: "ubuntu"}) { id } }'
+TEMPLATE = 'mutation { saveTemplate(input: {name: "m", imageName: "ubuntu"}) { id } }'
+REGISTRY = 'mutation { saveRegistryAuth(input: {name: "m", username: "u", password: "p"}) { id } }'
+
+
+def update_registry(team) -> str:
+    return (
+        f'mutation {{ updateRegistryAuth(input: {{id: "{a_credential(team)}", '
+        'username: "u", password: "p"}) { id } }'
+    )
+
+
+def delete_registry(team) -> str:
+    return f'mutation {{ deleteRegistryAuth(registryAuthId: "{a_credential(team)}") }}'
+
+
+GRAPHQL_OPERATIONS = [
+    GraphqlOp("myself", "member", lambda team: "{ myself { id email } }"),
+    GraphqlOp("gpuTypes", "member", lambda team: "{ gpuTypes { id displayName } }"),
+    GraphqlOp("pod", "use", lambda team: f'{{ pod(input: {{podId: "{pod_id(team)}"}}) {{ id }} }}'),
+    GraphqlOp("podFindAndDeployOnDemand", "deploy", lambda team: GPU_DEPLOY),
+    GraphqlOp("deployCpuPod", "deploy", lambda team: CPU_DEPLOY),
+    GraphqlOp("podStop", "deploy", on_pod("podStop")),
+    GraphqlOp("podResume", "deploy", on_pod("podResume")),
+    GraphqlOp("podTerminate", "deploy", on_pod("podTerminate", "")),
+    GraphqlOp("saveTemplate", "deploy", lambda team: TEMPLATE),
+    GraphqlOp("saveRegistryAuth", "deploy", lambda team: REGISTRY),
+    GraphqlOp("updateRegistryAuth", "deploy", update_registry),
+    GraphqlOp("deleteRegistryAuth", "deploy", delete_registry),
+]
