@@ -4,6 +4,14 @@ from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
 from api import views
+from billing.api import BillingViewSet
+from pods.api import (
+    DataCenterViewSet,
+    GpuTypeViewSet,
+    NetworkVolumeViewSet,
+    PodViewSet,
+    TemplateViewSet,
+)
 
 
 class OptionalSlashRouter(SimpleRouter):
@@ -16,6 +24,12 @@ class OptionalSlashRouter(SimpleRouter):
 
 router = OptionalSlashRouter()
 router.register("api-keys", views.ApiKeyViewSet, basename="api-key")
+router.register("pods", PodViewSet, basename="api-pod")
+router.register("gpu-types", GpuTypeViewSet, basename="api-gpu-type")
+router.register("data-centers", DataCenterViewSet, basename="api-data-center")
+router.register("templates", TemplateViewSet, basename="api-template")
+router.register("network-volumes", NetworkVolumeViewSet, basename="api-network-volume")
+router.register("billing", BillingViewSet, basename="api-billing")
 
 urlpatterns = [
     re_path(r"^me/?$", views.me, name="api-me"),

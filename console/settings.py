@@ -251,6 +251,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "COERCE_DECIMAL_TO_STRING": True,
+    "EXCEPTION_HANDLER": "api.exceptions.exception_handler",
+    # Per API key (or signed-in user), counted in the Redis cache shared by all workers.
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api": env("API_RATE_LIMIT", "600/min")},
 }
 SPECTACULAR_SETTINGS = {"TITLE": f"{SITE_NAME} API", "VERSION": "1"}
 

@@ -6,6 +6,9 @@ from contextvars import ContextVar
 from teams.models import AuditEvent, Team, User
 
 current_ip: ContextVar[str | None] = ContextVar("audit_ip", default=None)
+# The public id of the API key a request authenticated with (set by api.viewsets), so every
+# event a service writes during an API call names the key that did it.
+current_api_key: ContextVar[str | None] = ContextVar("audit_api_key", default=None)
 
 
 def record(
@@ -19,6 +22,9 @@ def record(
 ) -> AuditEvent:
     """Append one audit event. Call it inside the service's transaction."""
     user, label = _actor(actor)
+    details = dict(details or {})
+    if current_api_key.get():
+        details.setdefault("api_key", current_api_key.get())
     return AuditEvent.objects.create(
         team=team,
         team_name=team.name if team else "",
@@ -28,7 +34,7 @@ def record(
         resource_type=resource_type,
         resource_id=str(resource_id),
         ip=current_ip.get(),
-        details=details or {},
+        details=details,
     )
 
 

@@ -2,6 +2,9 @@
 
 from teams.models import Membership, Role
 from teams.services import create_api_key
+from tests.pods.factories import catalogue
+from tests.pods.matrix import a_pod as a_stopped_pod
+from tests.pods.matrix import a_template, a_volume
 from tests.role_matrix import ApiRoute
 
 
@@ -11,6 +14,34 @@ def a_key(team) -> dict:
     return {"public_id": key.public_id}
 
 
+def a_pod(team) -> dict:
+    return {"public_id": a_stopped_pod(team)["pod_id"]}
+
+
+def a_team_template(team) -> dict:
+    return {"public_id": a_template(team)["template_id"]}
+
+
+def a_network_volume(team) -> dict:
+    return {"public_id": a_volume(team)["volume_id"]}
+
+
+def a_gpu_type(team) -> dict:
+    return {"pk": catalogue()["a40"].pk}
+
+
+def a_data_center(team) -> dict:
+    return {"pk": catalogue()["dc"].pk}
+
+
+def the_catalogue(team) -> dict:
+    catalogue()
+    return {}
+
+
+DEPLOY = {"gpu_type": "NVIDIA A40", "gpu_count": 1, "image": "python:3.11-slim"}
+VOLUME = {"name": "from the matrix", "size_gb": 10, "data_center": "EU-RO-1"}
+
 API_ROUTES = [
     ApiRoute("api-me", "GET", "member"),
     ApiRoute("api-key-list", "GET", "admin"),
@@ -18,4 +49,23 @@ API_ROUTES = [
     ApiRoute("api-key-detail", "GET", "admin", make_kwargs=a_key),
     ApiRoute("api-key-detail", "PATCH", "admin", make_kwargs=a_key, data={"is_enabled": False}),
     ApiRoute("api-key-detail", "DELETE", "admin", make_kwargs=a_key),
+    ApiRoute("api-pod-list", "GET", "use"),
+    ApiRoute("api-pod-list", "POST", "deploy", make_kwargs=the_catalogue, data=DEPLOY),
+    ApiRoute("api-pod-detail", "GET", "use", make_kwargs=a_pod),
+    ApiRoute("api-pod-stop", "POST", "deploy", make_kwargs=a_pod),
+    ApiRoute("api-pod-start", "POST", "deploy", make_kwargs=a_pod),
+    ApiRoute("api-pod-terminate", "POST", "deploy", make_kwargs=a_pod),
+    ApiRoute("api-gpu-type-list", "GET", "use", make_kwargs=the_catalogue),
+    ApiRoute("api-gpu-type-detail", "GET", "use", make_kwargs=a_gpu_type),
+    ApiRoute("api-data-center-list", "GET", "use", make_kwargs=the_catalogue),
+    ApiRoute("api-data-center-detail", "GET", "use", make_kwargs=a_data_center),
+    ApiRoute("api-template-list", "GET", "use"),
+    ApiRoute("api-template-list", "POST", "deploy", data={"name": "t", "image": "ubuntu:22.04"}),
+    ApiRoute("api-template-detail", "GET", "use", make_kwargs=a_team_template),
+    ApiRoute("api-network-volume-list", "GET", "use"),
+    ApiRoute("api-network-volume-list", "POST", "deploy", make_kwargs=the_catalogue, data=VOLUME),
+    ApiRoute("api-network-volume-detail", "GET", "use", make_kwargs=a_network_volume),
+    ApiRoute("api-network-volume-detail", "DELETE", "deploy", make_kwargs=a_network_volume),
+    ApiRoute("api-billing-balance", "GET", "billing"),
+    ApiRoute("api-billing-ledger", "GET", "billing"),
 ]
