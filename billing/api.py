@@ -9,10 +9,12 @@ from rest_framework.response import Response
 
 from api.viewsets import TeamScopedViewSet
 from billing.models import LedgerEntry
+from billing.money import DECIMAL_PLACES, MAX_DIGITS
 from billing.services import get_account
 from pods.services import team_burn_rate
 
-MONEY = {"max_digits": 14, "decimal_places": 6}
+# The ledger's own precision: an API answer never rounds what the console stores.
+MONEY = {"max_digits": MAX_DIGITS, "decimal_places": DECIMAL_PLACES}
 
 
 class BalanceSerializer(serializers.Serializer):

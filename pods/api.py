@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from api.viewsets import TeamScopedViewSet
+from billing.money import MAX_DIGITS
 from pods import services
 from pods.forms import DeployForm, NetworkVolumeForm, TemplateForm, apply_template, lookup_text
 from pods.models import CloudType, DataCenter, GpuType, NetworkVolume, Pod, PodTemplate
@@ -74,7 +75,7 @@ class PodSerializer(serializers.ModelSerializer):
             "terminated_at",
         ]
 
-    @extend_schema(responses=serializers.DecimalField(max_digits=12, decimal_places=6))
+    @extend_schema(responses=serializers.DecimalField(max_digits=MAX_DIGITS, decimal_places=10))
     def get_price_per_hour(self, pod: Pod) -> str:
         return str(pod.price().total)
 
