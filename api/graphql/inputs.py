@@ -4,7 +4,7 @@ SDK is validated by exactly the code that validates the wizard and the template 
 import re
 
 from pods.connect.forms import RegistryCredentialForm
-from pods.forms import MAX_ENV_ROWS, DeployForm, TemplateForm, apply_template
+from pods.forms import MAX_ENV_ROWS, DeployForm, TemplateForm, apply_template, lookup_text
 from pods.models import CloudType, CpuInstanceType, PodTemplate
 from teams.models import Team
 
@@ -53,8 +53,10 @@ def env_rows(env: list | None) -> dict:
 def _template(team: Team, template_id: str | None, *, cpu: bool) -> PodTemplate | None:
     if not template_id:
         return None
-    template = PodTemplate.objects.visible_to(team).for_pods().filter(public_id=template_id)
-    found = template.first()
+    found = None
+    if lookup_text(template_id):  # a NUL byte matches no row (and PostgreSQL refuses it)
+        templates = PodTemplate.objects.visible_to(team).for_pods()
+        found = templates.filter(public_id=template_id).first()
     if found is None and not (cpu and template_id == SDK_DEFAULT_CPU_TEMPLATE):
         raise InputError(f"templateId: no template {template_id[:40]!r}.")
     return found

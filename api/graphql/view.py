@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from ariadne import graphql_sync, load_schema_from_path, make_executable_schema
-from graphql import GraphQLError
+from graphql import FieldNode, GraphQLError, ValidationContext, ValidationRule
 from rest_framework import authentication, exceptions
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
@@ -19,9 +19,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.access import request_api_key
 from api.authentication import PodPrincipal, authenticate_key, key_from_request
 from api.graphql.inputs import InputError
 from api.graphql.resolvers import OBJECTS
+from teams.audit import current_api_key
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +76,24 @@ def format_error(error: GraphQLError, debug: bool = False) -> dict:
     return formatted
 
 
+MAX_QUERY_CHARS = 20_000
+MAX_FIELDS = 300
+
+
+class FieldBudget(ValidationRule):
+    """At most MAX_FIELDS selected fields per document: aliases would otherwise let one
+    request ask for the pod list a thousand times. The SDK's largest document has ~40."""
+
+    def __init__(self, context: ValidationContext) -> None:
+        super().__init__(context)
+        self.fields = 0
+
+    def enter_field(self, node: FieldNode, *_args) -> None:
+        self.fields += 1
+        if self.fields == MAX_FIELDS + 1:
+            self.report_error(GraphQLError(f"At most {MAX_FIELDS} fields in one document."))
+
+
 def _body(request: Request) -> dict | None:
     try:
         data = json.loads(request.body or b"null")
@@ -93,13 +113,23 @@ class GraphqlView(APIView):
         if data is None or not isinstance(data.get("query"), str):
             error = {"message": "Send a JSON object with a `query` string."}
             return Response({"errors": [error]})
+        if len(data["query"]) > MAX_QUERY_CHARS:
+            error = {"message": f"A document is at most {MAX_QUERY_CHARS} characters."}
+            return Response({"errors": [error]})
         if data.get("variables") is not None and not isinstance(data["variables"], dict):
             return Response({"errors": [{"message": "`variables` must be an object."}]})
-        _, result = graphql_sync(
-            schema,
-            data,
-            context_value={"request": request},
-            error_formatter=format_error,
-            debug=False,
-        )
+        key = request_api_key(request)
+        # Every audit event the services write during this call names the key that made it.
+        token = current_api_key.set(key.public_id if key else None)
+        try:
+            _, result = graphql_sync(
+                schema,
+                data,
+                context_value={"request": request},
+                error_formatter=format_error,
+                validation_rules=[FieldBudget],
+                debug=False,
+            )
+        finally:
+            current_api_key.reset(token)
         return Response(result)
