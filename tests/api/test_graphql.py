@@ -8,7 +8,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from graphql import build_schema, parse, validate
 
 from api.graphql.resolvers import CAPABILITY
@@ -18,7 +20,7 @@ from teams.models import ApiKey, AuditEvent, Membership, Role
 from tests.api.test_api_keys import make_key
 from tests.conftest import make_user
 from tests.pods.conftest import pods_settings, reap  # noqa: F401 (fixtures)
-from tests.pods.factories import catalogue, fund
+from tests.pods.factories import catalogue, fund, stopped_pod
 
 REFERENCE = Path("/work/shared/reference/runpod-schema.graphql")
 POD_FIELDS = (
@@ -355,3 +357,16 @@ def test_templates_and_registry_auth(team, alice, alice_secret, charlie):
     actions = set(AuditEvent.objects.filter(actor=alice).values_list("action", flat=True))
     assert {"template.created", "registry_credential.created"} <= actions
     assert {"registry_credential.updated", "registry_credential.deleted"} <= actions
+
+
+def test_the_pod_list_runs_the_same_queries_for_2_pods_as_for_12(parts, team, alice_secret):
+    document = f"query myPods {{ myself {{ pods {{ {POD_FIELDS} }} }} }}"
+    counts = []
+    for total in (2, 12):
+        while Pod.objects.count() < total:
+            stopped_pod(team, parts["machine"])
+        gql(document, alice_secret)  # warm: the key's last_used_at write happens once
+        with CaptureQueriesContext(connection) as queries:
+            assert len(gql(document, alice_secret)["data"]["myself"]["pods"]) == total
+        counts.append(len(queries))
+    assert counts[0] == counts[1] <= 8, counts
