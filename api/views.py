@@ -1,6 +1,10 @@
 """The API's own endpoints: who am I, and API key management. Other apps' API viewsets live in
 their `api.py` and are registered in api/urls.py."""
 
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
@@ -13,6 +17,12 @@ from api.serializers import ApiKeyCreateSerializer, ApiKeySerializer, ApiKeyUpda
 from api.viewsets import TeamScopedViewSet
 from teams import services
 from teams.models import ApiKey
+
+
+@require_GET
+def docs(request: HttpRequest) -> HttpResponse:
+    """Swagger UI over the OpenAPI schema (vendored, no inline script: the console's CSP)."""
+    return render(request, "api/docs.html", {"site_name": settings.SITE_NAME})
 
 
 @extend_schema(responses={200: OpenApiTypes.OBJECT})

@@ -256,7 +256,12 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["api.throttling.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api": env("API_RATE_LIMIT", "600/min")},
 }
-SPECTACULAR_SETTINGS = {"TITLE": f"{SITE_NAME} API", "VERSION": "1"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": f"{SITE_NAME} API",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["api.schema.only_rest_api"],
+}
 
 LOGGING = {
     "version": 1,

@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
 
+from api import views as api_views
 from api.graphql.view import GraphqlView
 from console import views
 
@@ -18,6 +20,9 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    # Public like the docs: outside api/v1/'s resolver, so not a team-scoped API action.
+    path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", api_views.docs, name="api-docs"),
     path("api/v1/", include("api.urls")),
     path("graphql", GraphqlView.as_view(), name="graphql"),
     path("", include("teams.public_urls")),
