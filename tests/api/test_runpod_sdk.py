@@ -8,6 +8,7 @@ before `import runpod` exactly as README's recipe says, and HOME is empty (no
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -75,6 +76,7 @@ def sdk(live_server, team, alice) -> Iterator[Sdk]:
     yield Sdk(process)
     process.stdin.close()
     process.wait(timeout=10)
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
