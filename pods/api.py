@@ -7,10 +7,11 @@ from django.http import QueryDict
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from api.authentication import PodPrincipal
 from api.viewsets import TeamScopedViewSet
 from billing.money import MAX_DIGITS
 from pods import services
@@ -349,6 +350,10 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TeamScop
 
     @extend_schema(request=TemplateCreateSerializer, responses={201: TemplateSerializer})
     def create(self, request: Request) -> Response:
+        if isinstance(request.user, PodPrincipal):
+            # A template records its creator, and a pod (attacker-controlled) is nobody: the
+            # same refusal as GraphQL's saveTemplate.
+            raise PermissionDenied("A pod's own API key cannot create templates.")
         shape = TemplateCreateSerializer(data=request.data)
         shape.is_valid(raise_exception=True)
         data = wizard_data(self.team, {**shape.validated_data, "template": None})

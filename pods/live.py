@@ -13,6 +13,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from pods.models import Pod, PodEvent
+from teams.models import User
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ def push(pod: Pod) -> None:
 
 def record(pod: Pod, message: str, *, actor=None) -> PodEvent:
     """Add a timeline entry for the pod's current status and push the change."""
-    actor = actor if getattr(actor, "is_authenticated", False) else None
+    # A person, or nobody: a pod acting with its own key (api PodPrincipal) is no user row.
+    actor = actor if isinstance(actor, User) else None
     event = PodEvent.objects.create(pod=pod, status=pod.status, message=message, actor=actor)
     push(pod)
     return event

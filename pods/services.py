@@ -31,7 +31,7 @@ from pods.models import (
 from pods.pricing import PodPrice, compute_per_hour, storage_per_hour
 from pods.scheduling import Need, PlacementError, place
 from teams import audit
-from teams.models import Team
+from teams.models import Team, User
 
 
 class PodError(Exception):
@@ -156,7 +156,8 @@ def _new_pod(*, team: Team, actor, request: DeployRequest, machine: Machine) -> 
         ports=request.ports,
         pricing=request.pricing,
         bid_per_gpu=request.bid_per_gpu if request.pricing == Pod.Pricing.SPOT else None,
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        # A person, or nobody: a pod deploying with its own key is no user (PodPrincipal).
+        created_by=actor if isinstance(actor, User) else None,
         metered_until=ceil_minute(timezone.now()),
     )
 

@@ -205,3 +205,28 @@ def test_a_volume_in_use_is_not_deleted(api, team, parts):
     response = api.delete(f"/api/v1/network-volumes/{volume.public_id}/")
     assert response.status_code == 400 and "attached" in response.json()["message"]
     assert NetworkVolume.objects.filter(pk=volume.pk).exists()
+
+
+def pod_key_client(team, parts):
+    from rest_framework.test import APIClient
+
+    from pods.lifecycle import issue_api_key
+
+    pod = stopped_pod(team, parts["machine"], status=Pod.Status.RUNNING)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_api_key(pod)}")
+    return client, pod
+
+
+def test_a_pods_own_key_deploys_as_the_pod_but_creates_no_templates(team, parts):
+    fund(team)
+    client, pod = pod_key_client(team, parts)
+    response = client.post("/api/v1/pods/", {**DEPLOY, "gpu_count": 1}, format="json")
+    assert response.status_code == 201, response.json()
+    child = Pod.objects.get(public_id=response.json()["id"])
+    assert child.created_by is None
+    event = AuditEvent.objects.get(action="pod.deployed", resource_id=child.public_id)
+    assert event.actor_label == f"pod {pod.public_id}" and event.details["api_key"]
+    refused = client.post("/api/v1/templates/", {"name": "x", "image": "a:1"}, format="json")
+    assert refused.status_code == 403 and not PodTemplate.objects.exists()
+    assert client.get("/api/v1/billing/balance/").status_code == 403
