@@ -6,7 +6,7 @@ the Idempotency-Key header on POST (api.idempotency)."""
 
 from django.db.models import QuerySet
 from rest_framework import viewsets
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 
 from api import idempotency
@@ -63,3 +63,10 @@ class TeamScopedViewSet(viewsets.GenericViewSet):
 
     def get_queryset(self) -> QuerySet:
         return super().get_queryset().filter(**{self.team_field: self.team})
+
+    def get_object(self):
+        # PostgreSQL refuses a NUL byte in any text comparison (a 500): such an id names
+        # nothing, so it gets the same 404 as an id of another team's object.
+        if "\x00" in str(self.kwargs.get(self.lookup_url_kwarg or self.lookup_field, "")):
+            raise NotFound("Not found.")
+        return super().get_object()
