@@ -167,7 +167,9 @@ def form_errors(form) -> dict[str, list[str]]:
 class PodViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TeamScopedViewSet):
     """The team's pods. `?status=running` (comma-separated for several) filters the list."""
 
-    queryset = Pod.objects.select_related("machine", "template", "network_volume")
+    queryset = Pod.objects.select_related(
+        "machine", "template", "network_volume", "gpu_type", "cpu_instance"
+    )
     serializer_class = PodSerializer
     capabilities = {
         "list": "use",

@@ -230,3 +230,21 @@ def test_a_pods_own_key_deploys_as_the_pod_but_creates_no_templates(team, parts)
     refused = client.post("/api/v1/templates/", {"name": "x", "image": "a:1"}, format="json")
     assert refused.status_code == 403 and not PodTemplate.objects.exists()
     assert client.get("/api/v1/billing/balance/").status_code == 403
+
+
+def test_the_pod_list_runs_the_same_queries_for_2_pods_as_for_12(api, team, parts):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert api.get("/api/v1/pods/").status_code == 200
+        return len(captured)
+
+    queries()  # the key's first use also records last_used_at
+    for _ in range(2):
+        stopped_pod(team, parts["machine"], status=Pod.Status.RUNNING)
+    few = queries()
+    for _ in range(10):
+        stopped_pod(team, parts["machine"], status=Pod.Status.RUNNING)
+    assert queries() == few
