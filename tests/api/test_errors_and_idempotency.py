@@ -114,3 +114,28 @@ def test_requests_over_the_rate_limit_get_429_per_key(team, alice, monkeypatch):
     assert envelope(limited)["code"] == "throttled" and int(limited["Retry-After"]) > 0
     assert second.get("/api/v1/pods/").status_code == 200  # another key, its own count
     cache.clear()
+
+
+def _write_routes() -> list:
+    from tests.test_role_matrix import API_ROUTES
+
+    return [r for r in API_ROUTES if r.method not in ("GET", "HEAD", "OPTIONS")]
+
+
+@pytest.mark.parametrize(
+    "route", _write_routes(), ids=lambda r: f"{r.name}-{r.method}" if hasattr(r, "name") else ""
+)
+def test_every_write_action_refuses_a_read_only_key(team, alice, route):
+    import json
+
+    from django.urls import reverse
+
+    client, _ = key_client(team, alice, permission="read_only")
+    url = reverse(route.name, kwargs=route.kwargs_for(team))
+    events = AuditEvent.objects.count()
+    response = client.generic(
+        route.method, url, json.dumps(route.data), content_type="application/json"
+    )
+    assert response.status_code == 403, (url, response.content)
+    assert envelope(response)["code"] == "permission_denied"
+    assert AuditEvent.objects.count() == events
