@@ -61,12 +61,15 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     """Authenticates as the key's team; request.auth is the key, request.user its creator (or
     a PodPrincipal for a pod's key). Read-only keys are refused on unsafe methods."""
 
+    refuses_read_only_writes = True
+
     def authenticate(self, request):
         secret = key_from_request(request)
         if not secret:
             return None
         key = authenticate_key(secret)
-        if key.is_read_only and request.method not in SAFE_METHODS:
+        unsafe = request.method not in SAFE_METHODS
+        if self.refuses_read_only_writes and key.is_read_only and unsafe:
             raise exceptions.PermissionDenied("This API key is read-only.")
         if key.is_pod_key:
             return (PodPrincipal(key.pod_public_id), key)

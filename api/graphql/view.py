@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.access import request_api_key
-from api.authentication import PodPrincipal, authenticate_key, key_from_request
+from api.authentication import ApiKeyAuthentication
 from api.graphql.inputs import InputError
 from api.graphql.resolvers import OBJECTS
 from teams.audit import current_api_key
@@ -39,23 +39,11 @@ ERROR_CODES = {
 }
 
 
-class GraphqlKeyAuthentication(authentication.BaseAuthentication):
+class GraphqlKeyAuthentication(ApiKeyAuthentication):
     """ApiKeyAuthentication without its unsafe-method check: every GraphQL call is a POST,
     so a read-only key is refused by each mutation instead."""
 
-    def authenticate(self, request):
-        secret = key_from_request(request)
-        if not secret:
-            return None
-        key = authenticate_key(secret)
-        if key.is_pod_key:
-            return (PodPrincipal(key.pod_public_id), key)
-        if key.created_by is None or not key.created_by.is_active:
-            raise exceptions.AuthenticationFailed("The owner of this API key is inactive.")
-        return (key.created_by, key)
-
-    def authenticate_header(self, request):
-        return "Bearer"
+    refuses_read_only_writes = False
 
 
 def format_error(error: GraphQLError, debug: bool = False) -> dict:
