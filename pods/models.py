@@ -141,6 +141,18 @@ class TemplateQuerySet(models.QuerySet):
     def for_pods(self) -> TemplateQuerySet:
         return self.filter(is_serverless=False)
 
+    def runs_on_any(self, runtimes) -> TemplateQuerySet:
+        """Templates that run on at least one of `runtimes` (those that declare none run
+        anywhere)."""
+        fits = Q(runtimes=[])
+        for runtime in runtimes:
+            fits |= Q(runtimes__contains=[runtime])
+        return self.filter(fits)
+
+    def offered(self) -> TemplateQuerySet:
+        """Templates some listed, online machine can run: the ones the wizard offers."""
+        return self.runs_on_any(Machine.objects.available().values_list("runtime", flat=True))
+
 
 class PodTemplate(models.Model):
     """A container image plus its configuration. team=None marks an official template."""
@@ -154,9 +166,17 @@ class PodTemplate(models.Model):
     container_disk_gb = models.PositiveIntegerField(default=10)
     volume_gb = models.PositiveIntegerField(default=20)
     volume_mount_path = models.CharField(max_length=255, default="/workspace")
-    ports = models.JSONField(default=list, blank=True)  # [{"port": 8888, "protocol": "http"}]
+    # [{"port": 8888, "protocol": "http", "label": "Jupyter Lab"}]; the label is optional.
+    ports = models.JSONField(default=list, blank=True)
     env = models.JSONField(default=list, blank=True)  # [{"key": "A", "value": "1"}]
     start_command = models.TextField(blank=True)
+    runtimes = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Runtimes this template runs on, e.g. ["process", "docker"]; empty: any. '
+        "The process runtime ignores the image, so it needs a start command that serves the "
+        "template's ports.",
+    )
     is_serverless = models.BooleanField(default=False)
     is_public = models.BooleanField(default=False)
     readme = models.TextField(blank=True)
@@ -180,6 +200,13 @@ class PodTemplate(models.Model):
 
     def ports_text(self, protocol: str) -> str:
         return ", ".join(str(p["port"]) for p in self.ports if p["protocol"] == protocol)
+
+    def runs_on(self, runtime: str) -> bool:
+        return not self.runtimes or runtime in self.runtimes
+
+    def port_label(self, port: int) -> str:
+        """The label the template declared for `port`, or "" (never a guess from the number)."""
+        return next((p.get("label", "") for p in self.ports if p.get("port") == port), "")
 
 
 class NetworkVolumeQuerySet(models.QuerySet):
