@@ -1,4 +1,4 @@
-.PHONY: run test lint format
+.PHONY: run test lint format podctl
 
 # Install what is needed, start PostgreSQL and Redis under DATA_DIR and run the console (README).
 run:
@@ -13,3 +13,7 @@ lint:
 
 format:
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
+
+# Install the `podctl` command into the virtualenv (README: "podctl, the command line").
+podctl:
+	.venv/bin/pip install -q -e .
