@@ -232,7 +232,8 @@ class DeployForm(ContainerFieldsMixin, forms.Form):
     def __init__(self, *args, team, gpu_counts: list[int] | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.team = team
-        self.fields["template"].queryset = PodTemplate.objects.visible_to(team).for_pods()
+        templates = PodTemplate.objects.visible_to(team).for_pods()
+        self.fields["template"].queryset = templates.offered()  # only what a machine can run
         self.fields["network_volume"].queryset = NetworkVolume.objects.for_team(team)
         if gpu_counts:
             self.fields["gpu_count"].choices = [(n, n) for n in gpu_counts]

@@ -151,7 +151,8 @@ class TemplateQuerySet(models.QuerySet):
 
     def offered(self) -> TemplateQuerySet:
         """Templates some listed, online machine can run: the ones the wizard offers."""
-        return self.runs_on_any(Machine.objects.available().values_list("runtime", flat=True))
+        runtimes = Machine.objects.available().order_by().values_list("runtime", flat=True)
+        return self.runs_on_any(sorted(set(runtimes)))
 
 
 class PodTemplate(models.Model):

@@ -28,6 +28,8 @@ class Need:
     cpu_instance: CpuInstanceType | None = None
     # A spot bid per GPU; None for on-demand, which outbids every spot pod.
     bid_per_gpu: Decimal | None = None
+    # The runtimes the pod's template runs on (PodTemplate.runtimes); empty: any.
+    runtimes: tuple[str, ...] = ()
 
     def outbids(self, pod: Pod) -> bool:
         return self.bid_per_gpu is None or pod.bid_per_gpu < self.bid_per_gpu
@@ -51,6 +53,15 @@ def narrow(need: Need):
     machines = candidates(need)
     if not machines.exists():
         raise PlacementError(f"No {kind} machines are available right now.", field="gpu_type")
+    if need.runtimes:
+        machines = machines.filter(runtime__in=need.runtimes)
+        if not machines.exists():
+            runtimes = " or ".join(need.runtimes)
+            raise PlacementError(
+                f"This template runs on {runtimes} machines only, and no {kind} machine of that "
+                "kind is available.",
+                field="template",
+            )
     machines = machines.filter(cloud_type=need.cloud_type)
     if not machines.exists():
         label = CloudType(need.cloud_type).label
@@ -144,9 +155,14 @@ def _fit_cpu(need: Need, ranked) -> Machine:
     return min(fitting, key=lambda m: (m.free_vcpu, m.pk))
 
 
-def free_gpu_counts(*, cloud_type: str | None, data_center: DataCenter | None) -> dict:
-    """GPU type id -> (free GPUs in total, most free on one machine, largest machine)."""
+def free_gpu_counts(
+    *, cloud_type: str | None, data_center: DataCenter | None, runtimes: tuple[str, ...] = ()
+) -> dict:
+    """GPU type id -> (free GPUs in total, most free on one machine, largest machine), on
+    machines of `runtimes` (any when empty)."""
     machines = Machine.objects.available().exclude(gpu_type=None).with_capacity()
+    if runtimes:
+        machines = machines.filter(runtime__in=runtimes)
     if cloud_type:
         machines = machines.filter(cloud_type=cloud_type)
     if data_center is not None:

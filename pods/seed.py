@@ -81,15 +81,39 @@ print(f"HTTP demo listening on port {port}", flush=True)
 http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()
 PY"""
 
+# Jupyter Lab installed with pip into a virtualenv on the pod's volume (its working directory) at
+# its first start (about 15 s from PyPI here; later starts reuse it), so the template needs only
+# python3: the process runtime's host /usr, or the python image. The proxy's team sign-in guards
+# it; JUPYTER_PASSWORD, when set, is Jupyter's own token on top.
+JUPYTER_COMMAND = """set -e
+venv="${JUPYTER_VENV:-$PWD/.venv-jupyter}"
+if [ ! -x "$venv/bin/jupyter-lab" ]; then
+  echo "Installing Jupyter Lab into $venv (first start only)..."
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --no-cache-dir --disable-pip-version-check jupyterlab
+fi
+echo "Starting Jupyter Lab on port $PORT"
+exec "$venv/bin/jupyter" lab --ip 0.0.0.0 --port "$PORT" --no-browser --allow-root \\
+  --ServerApp.root_dir="$PWD" --ServerApp.allow_remote_access=True \\
+  --ServerApp.token="${JUPYTER_PASSWORD:-}" --ServerApp.password=''"""
+
+SHELL_COMMAND = (
+    'echo "Idle: connect with the web terminal or SSH. Replace this start command with your '
+    'own to run something."; exec sleep infinity'
+)
+
+BOTH = ["process", "docker"]
+
 TEMPLATES = [
     {
         "name": "HTTP demo",
         "image": "python:3.11-slim",
         "container_disk_gb": 5,
         "volume_gb": 1,
-        "ports": [{"port": 8080, "protocol": "http"}],
+        "ports": [{"port": 8080, "protocol": "http", "label": "Demo page"}],
         "env": [{"key": "DEMO_DATA", "value": "/workspace"}],
         "start_command": HTTP_DEMO_COMMAND,
+        "runtimes": BOTH,
         "readme": "A tiny web server that counts visits on the pod volume. Works offline.",
     },
     {
@@ -97,30 +121,40 @@ TEMPLATES = [
         "image": "runpod/pytorch:2.1.0-py3.10-cuda11.8.0-devel-ubuntu22.04",
         "container_disk_gb": 20,
         "volume_gb": 50,
-        "ports": [{"port": 8888, "protocol": "http"}, {"port": 22, "protocol": "tcp"}],
+        "ports": [
+            {"port": 8888, "protocol": "http", "label": "Jupyter Lab"},
+            {"port": 22, "protocol": "tcp", "label": "SSH"},
+        ],
         "env": [{"key": "JUPYTER_PASSWORD", "value": "change-me"}],
         "start_command": "",
-        "readme": "PyTorch with CUDA, Jupyter Lab on 8888 and SSH on 22.",
+        # The image's own start script runs Jupyter and SSH; only a container runtime has it.
+        "runtimes": ["docker"],
+        "readme": "PyTorch with CUDA, Jupyter Lab on 8888 and SSH on 22 (container machines).",
     },
     {
         "name": "Jupyter Lab",
-        "image": "jupyter/base-notebook:latest",
+        "image": "python:3.11-slim",
         "container_disk_gb": 10,
         "volume_gb": 20,
-        "ports": [{"port": 8888, "protocol": "http"}],
+        "ports": [{"port": 8888, "protocol": "http", "label": "Jupyter Lab"}],
         "env": [],
-        "start_command": "",
-        "readme": "Jupyter Lab on port 8888.",
+        "start_command": JUPYTER_COMMAND,
+        "runtimes": BOTH,
+        "readme": (
+            "Jupyter Lab on port 8888, installed with pip into .venv-jupyter on the volume at the "
+            "first start (under a minute); later starts reuse it."
+        ),
     },
     {
         "name": "Ubuntu 22.04 + Python",
         "image": "ubuntu:22.04",
         "container_disk_gb": 10,
         "volume_gb": 20,
-        "ports": [{"port": 22, "protocol": "tcp"}],
+        "ports": [],
         "env": [],
-        "start_command": "",
-        "readme": "A plain Ubuntu image with Python 3; the pod idles until you connect.",
+        "start_command": SHELL_COMMAND,
+        "runtimes": BOTH,
+        "readme": "A shell with Python 3 that waits for you: connect with the web terminal.",
     },
 ]
 
@@ -160,8 +194,8 @@ def run(stdout) -> None:
                 "runtime": "process",
             },
         )
-    for values in TEMPLATES:
-        PodTemplate.objects.get_or_create(team=None, name=values["name"], defaults=values)
+    for values in TEMPLATES:  # official templates are the seed's: it keeps them current
+        PodTemplate.objects.update_or_create(team=None, name=values["name"], defaults=values)
     stdout.write(
         f"Pods: {GpuType.objects.count()} GPU types, {Machine.objects.count()} machines, "
         f"{PodTemplate.objects.filter(team=None).count()} official templates."

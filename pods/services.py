@@ -76,6 +76,7 @@ class DeployRequest:
             gpu_count=self.gpu_count,
             cpu_instance=self.cpu_instance,
             bid_per_gpu=self.bid_per_gpu if self.pricing == Pod.Pricing.SPOT else None,
+            runtimes=tuple(self.template.runtimes) if self.template else (),
         )
 
     def price(self) -> PodPrice:

@@ -227,7 +227,9 @@ def _gpu_cards(data) -> tuple[list[dict], list[int]]:
     that fit on one machine for the selected type."""
     center = lookup_text(data.get("data_center"))
     cloud = data.get("cloud_type") if data.get("cloud_type") in CloudType.values else None
-    counts = free_gpu_counts(cloud_type=cloud, data_center=center)
+    template = PodTemplate.objects.filter(public_id=lookup_text(data.get("template"))).first()
+    runtimes = tuple(template.runtimes) if template else ()  # only machines that can run it
+    counts = free_gpu_counts(cloud_type=cloud, data_center=center, runtimes=runtimes)
     min_vram = bounded_int(data.get("min_vram"), low=0, high=1024) or 0  # the form says why
     cards, allowed = [], []
     for gpu in GpuType.objects.filter(is_active=True, memory_gb__gte=min_vram):
@@ -302,6 +304,7 @@ def template_list(request):
         "official": visible.filter(team=None),
         "mine": visible.filter(team=request.team),
         "community": visible.filter(is_public=True).exclude(team=None).exclude(team=request.team),
+        "offered": set(visible.offered().values_list("pk", flat=True)),
     }
     return _render(request, "pods/template_list.html", context)
 
