@@ -30,6 +30,12 @@ router.register("data-centers", DataCenterViewSet, basename="api-data-center")
 router.register("templates", TemplateViewSet, basename="api-template")
 router.register("network-volumes", NetworkVolumeViewSet, basename="api-network-volume")
 router.register("billing", BillingViewSet, basename="api-billing")
+router.register("ssh-keys", views.SshKeyViewSet, basename="api-ssh-key")
+router.register(
+    "registry-credentials", views.RegistryCredentialViewSet, basename="api-registry-credential"
+)
+router.register("members", views.MemberViewSet, basename="api-member")
+router.register("invites", views.InviteViewSet, basename="api-invite")
 
 urlpatterns = [
     re_path(r"^me/?$", views.me, name="api-me"),
