@@ -130,12 +130,8 @@ async def forward(scope, receive, send, route: Route, verdict: Verdict) -> None:
         response = await upstream_client().send(request, stream=True)
     except httpx.TransportError as error:
         log.info("proxy %s: %s", route.target.label, error)
-        message = (
-            f"Nothing answers on port {route.target.port} of pod {route.target.pod_id} yet. "
-            "If the pod just started, its server may still be loading: reload in a moment."
-        )
-        page = await database_sync_to_async(proxy.page)(502, "No answer from the pod", message)
-        return await respond(send, page)
+        no_answer = database_sync_to_async(proxy.no_answer)
+        return await respond(send, await no_answer(verdict.pod, route.target, verdict.team_view))
     try:
         headers = proxy.downstream_headers(response.headers.raw, host_form=route.host_form)
         await send(

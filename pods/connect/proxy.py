@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from importlib import import_module
 from types import SimpleNamespace
 from urllib.parse import quote, urlsplit
@@ -29,7 +30,9 @@ from django.core.cache import cache
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.crypto import get_random_string
+from django.utils.timezone import now
 
+from pods.lifecycle import log_tail
 from pods.models import Pod, ProxyAccess
 from teams.access import role_can
 from teams.models import Membership, User
@@ -111,13 +114,17 @@ class Route:
 
 @dataclass
 class Verdict:
-    """Proxy to `upstream` ("host:port"), or answer with `status` and `body`/`location`."""
+    """Proxy to `upstream` ("host:port"), or answer with `status` and `body`/`location`.
+    With an upstream, `pod` is the pod asked for and `team_view` whether the visitor may read
+    its log (a member who may use it), for the page shown when nothing answers."""
 
     upstream: str = ""
     status: int = 200
     body: bytes = b""
     location: str = ""
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    pod: Pod | None = None
+    team_view: bool = False
 
 
 # URLs ----------------------------------------------------------------------------------------
@@ -285,6 +292,8 @@ def safe_next(path: str) -> str:
 
 
 def page(status: int, title: str, message: str, **extra) -> Verdict:
+    """One of the proxy's own pages. Anything from the pod in `extra` (its log) is escaped by
+    the template, and PAGE_CSP allows no script at all, so the page stays inert."""
     site = settings.SITE_URL
     context = {"status": status, "title": title, "message": message, "site": site, **extra}
     body = render_to_string("pods/connect/proxy_error.html", context).encode()
@@ -294,7 +303,70 @@ def page(status: int, title: str, message: str, **extra) -> Verdict:
         (b"content-security-policy", PAGE_CSP.format(site=site).encode()),
         (b"x-content-type-options", b"nosniff"),
     ]
+    if extra.get("retry_seconds"):
+        headers.append((b"retry-after", str(extra["retry_seconds"]).encode()))
     return Verdict(status=status, body=body, headers=headers)
+
+
+# While a pod is starting, or its server was started less than this long ago (an install at
+# first start can take minutes), the "not answering" pages reload themselves.
+RETRY_SECONDS = 5
+RETRY_WHILE_UP = timedelta(minutes=15)
+LOG_TAIL_LINES = 30
+INSTALLING = re.compile(r"\binstall", re.IGNORECASE)
+
+
+def _pod_help(pod: Pod, team_view: bool) -> dict:
+    """What the waiting pages show of a pod: its log tail (to its team only: logs may hold
+    anything the pod printed) and the console's page of it."""
+    if not team_view:
+        return {"pod_status": pod.status}
+    return {
+        "pod_status": pod.status,
+        "log_tail": log_tail(pod, lines=LOG_TAIL_LINES),
+        "pod_url": settings.SITE_URL + pod.get_absolute_url(),
+    }
+
+
+def _still_coming_up(pod: Pod) -> bool:
+    if pod.status in (Pod.Status.CREATED, Pod.Status.STARTING):
+        return True
+    started = pod.started_at
+    return pod.status == Pod.Status.RUNNING and bool(started) and now() - started < RETRY_WHILE_UP
+
+
+def not_running(pod: Pod, target: Target, team_view: bool) -> Verdict:
+    status = pod.get_status_display().lower()
+    if _still_coming_up(pod):
+        title, message = "Pod starting", f"Pod {pod.public_id} is {status}: this page reloads."
+    else:
+        title = "Pod not running"
+        message = f"Pod {pod.public_id} is {status}. Start it, then reload this page."
+    extra = _pod_help(pod, team_view)
+    retry = RETRY_SECONDS if _still_coming_up(pod) else None
+    return page(503, title, message, target=target, retry_seconds=retry, **extra)
+
+
+def no_answer(pod: Pod, target: Target, team_view: bool) -> Verdict:
+    """The pod runs but nothing accepted the connection on the port: say why we think so."""
+    pod.refresh_from_db(fields=["status", "started_at"])
+    if pod.status != Pod.Status.RUNNING:
+        return not_running(pod, target, team_view)
+    recent = "\n".join(log_tail(pod, lines=5).splitlines()[-5:])
+    if INSTALLING.search(recent):
+        title = "Still installing"
+        message = (
+            f"Pod {pod.public_id} is still installing its software (see its log): nothing "
+            f"listens on port {target.port} yet."
+        )
+    else:
+        title = "No answer from the pod"
+        message = f"Nothing listens on port {target.port} of pod {pod.public_id} yet."
+    retry = RETRY_SECONDS if _still_coming_up(pod) else None
+    if retry:
+        message += " This page reloads until it answers."
+    extra = _pod_help(pod, team_view)
+    return page(502, title, message, target=target, retry_seconds=retry, **extra)
 
 
 def not_found(target: Target) -> Verdict:
@@ -311,6 +383,13 @@ def login_location(route: Route, full_path: str) -> str:
         handoff = reverse("proxy_auth", args=[route.target.label])
         return f"{settings.SITE_URL}{handoff}?next={quote(full_path)}"
     return f"{reverse('account_login')}?next={quote(full_path)}"
+
+
+def may_use(pod: Pod, user) -> bool:
+    if not user.is_authenticated:
+        return False
+    membership = Membership.objects.filter(user=user, team_id=pod.team_id).first()
+    return membership is not None and role_can(membership.role, "use")
 
 
 def _team_refusal(pod: Pod, user, route: Route, full_path: str) -> Verdict | None:
@@ -346,11 +425,12 @@ def decide(route: Route, user, *, full_path: str) -> Verdict:
         message = f"Pod {pod.public_id} does not expose port {target.port} over HTTP."
         return page(404, "Port not exposed", message, target=target, http_ports=http_ports)
     mapping = next((m for m in pod.port_mappings if m["private"] == target.port), None)
+    # Team-only ports reach here only for members who may use the pod.
+    team_view = not public or may_use(pod, user)
     if pod.status != Pod.Status.RUNNING or mapping is None:
-        status = pod.get_status_display().lower()
-        message = f"Pod {pod.public_id} is {status}. Start it, then reload this page."
-        return page(503, "Pod not running", message, target=target, pod_status=pod.status)
-    return Verdict(upstream=f"{mapping['host']}:{mapping['public']}")
+        return not_running(pod, target, team_view)
+    upstream = f"{mapping['host']}:{mapping['public']}"
+    return Verdict(upstream=upstream, pod=pod, team_view=team_view)
 
 
 # Headers -------------------------------------------------------------------------------------
