@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "teams",
     "billing",
     "pods",
+    "serverless",
     "referrals",
     "api",
     "console",
@@ -239,7 +240,15 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "referrals.tasks.process_commissions_task",
         "schedule": 300.0,
     },
+    # Serverless: running jobs past their execution timeout become TIMED_OUT (their worker is
+    # told to stop them); results past retention are deleted. By hand: `manage.py sweep_jobs`.
+    "sweep-serverless-jobs": {"task": "serverless.tasks.sweep_jobs_task", "schedule": 5.0},
 }
+
+# Serverless: how long a worker's job-take / job-stop long-poll is held (the SDK gives up at
+# 90 s), and how long /runsync waits for its job when the request names no ?wait=.
+SERVERLESS_JOB_TAKE_HOLD = float(env("SERVERLESS_JOB_TAKE_HOLD", "50"))
+SERVERLESS_RUNSYNC_WAIT = float(env("SERVERLESS_RUNSYNC_WAIT", "90"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -13,6 +13,7 @@ team_urls = [
     path("billing/", include("billing.urls")),
     path("referrals/", include("referrals.urls")),
     path("", include("pods.urls")),
+    path("serverless/", include("serverless.urls")),
 ]
 
 urlpatterns = [

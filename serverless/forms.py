@@ -1,0 +1,158 @@
+"""The endpoint form (create and edit) and the request tester's form."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+
+from pods.models import CpuInstanceType, GpuType, NetworkVolume, PodTemplate
+from pods.validators import validate_env_name
+from serverless.models import Endpoint
+from teams.models import Team
+
+GPU_CHOICES = 3  # GPU types in priority order
+MAX_GPUS = 8
+MAX_WORKERS = 100
+MAX_ENV = 50
+MAX_TEST_INPUT = 64 * 1024
+
+
+def _bounded(low: int, high: int) -> list:
+    return [MinValueValidator(low), MaxValueValidator(high)]
+
+
+def _style(form: forms.BaseForm) -> None:
+    """Bootstrap classes on every widget (the templates render fields with {{ field }})."""
+    for field in form.fields.values():
+        is_select = isinstance(field.widget, forms.Select)
+        field.widget.attrs.setdefault("class", "form-select" if is_select else "form-control")
+
+
+class EndpointForm(forms.ModelForm):
+    compute = forms.ChoiceField(choices=[("gpu", "GPU"), ("cpu", "CPU")], initial="gpu")
+    env_text = forms.CharField(
+        label="Environment variables",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One KEY=value per line.",
+    )
+
+    class Meta:
+        model = Endpoint
+        fields = [
+            "name",
+            "template",
+            "cpu_instance",
+            "gpu_count",
+            "workers_min",
+            "workers_max",
+            "idle_timeout",
+            "execution_timeout",
+            "scaler_type",
+            "scaler_value",
+            "network_volume",
+        ]
+
+    def __init__(self, *args, team: Team, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["template"].queryset = PodTemplate.objects.visible_to(team).filter(
+            is_serverless=True
+        )
+        self.fields["network_volume"].queryset = NetworkVolume.objects.for_team(team)
+        self.fields["cpu_instance"].queryset = CpuInstanceType.objects.all()
+        self.fields["cpu_instance"].required = False
+        for i in range(GPU_CHOICES):
+            self.fields[f"gpu_{i}"] = forms.ModelChoiceField(
+                GpuType.objects.filter(is_active=True), required=False, label=f"GPU choice {i + 1}"
+            )
+        self._bound_numbers()
+        _style(self)
+        if self.instance.pk and not self.is_bound:
+            self._initial_from_instance()
+
+    def _bound_numbers(self) -> None:
+        bounds = {
+            "gpu_count": (1, MAX_GPUS),
+            "workers_min": (0, MAX_WORKERS),
+            "workers_max": (1, MAX_WORKERS),
+            "idle_timeout": (1, 3600),
+            "execution_timeout": (5, 7 * 24 * 3600),
+            "scaler_value": (1, 10_000),
+        }
+        for name, (low, high) in bounds.items():
+            self.fields[name].validators.extend(_bounded(low, high))
+            self.fields[name].widget.attrs.update(min=low, max=high)
+
+    def _initial_from_instance(self) -> None:
+        endpoint = self.instance
+        self.initial["compute"] = "gpu" if endpoint.is_gpu else "cpu"
+        for i, gpu_id in enumerate(endpoint.gpu_type_ids[:GPU_CHOICES]):
+            self.initial[f"gpu_{i}"] = gpu_id
+        self.initial["env_text"] = "\n".join(f"{e['key']}={e['value']}" for e in endpoint.env)
+
+    def gpu_fields(self) -> list:
+        return [self[f"gpu_{i}"] for i in range(GPU_CHOICES)]
+
+    def clean_env_text(self) -> list[dict]:
+        env, seen = [], set()
+        for line in self.cleaned_data["env_text"].splitlines():
+            if not line.strip():
+                continue
+            key, sep, value = line.partition("=")
+            key = key.strip()
+            if not sep:
+                raise ValidationError(f"{key[:40]!r} needs a value: KEY=value.")
+            validate_env_name(key)
+            if key in seen:
+                raise ValidationError(f"{key} is set twice.")
+            seen.add(key)
+            env.append({"key": key, "value": value})
+        if len(env) > MAX_ENV:
+            raise ValidationError(f"At most {MAX_ENV} variables.")
+        return env
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("compute") == "gpu":
+            gpus = [data[f"gpu_{i}"].id for i in range(GPU_CHOICES) if data.get(f"gpu_{i}")]
+            if not gpus:
+                self.add_error("gpu_0", "Choose at least one GPU type.")
+            if len(set(gpus)) != len(gpus):
+                self.add_error("gpu_1", "Each GPU type once.")
+            data["gpu_type_ids"], data["cpu_instance"] = gpus, None
+        else:
+            if not data.get("cpu_instance"):
+                self.add_error("cpu_instance", "Choose a CPU instance type.")
+            data["gpu_type_ids"] = []
+        low, high = data.get("workers_min"), data.get("workers_max")
+        if low is not None and high is not None and low > high:
+            self.add_error("workers_min", "Active workers cannot exceed max workers.")
+        return data
+
+    def values(self) -> dict:
+        data = self.cleaned_data
+        values = {name: data[name] for name in self.Meta.fields}
+        values.update(gpu_type_ids=data["gpu_type_ids"], env=data["env_text"])
+        return values
+
+
+class TestJobForm(forms.Form):
+    input = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6, "class": "font-monospace"}),
+        initial='{\n  "prompt": "Hello"\n}',
+        max_length=MAX_TEST_INPUT,
+        help_text="The job's input, as JSON.",
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        _style(self)
+
+    def clean_input(self):
+        try:
+            return json.loads(self.cleaned_data["input"])
+        except ValueError as error:
+            raise ValidationError(f"Not valid JSON: {error}") from None
