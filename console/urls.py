@@ -29,5 +29,6 @@ urlpatterns = [
     path("", include("teams.public_urls")),
     path("billing/", include("billing.public_urls")),
     path("", include("pods.public_urls")),
+    path("", include("serverless.public_urls")),
     path("t/<slug:team>/", include(team_urls)),
 ]
