@@ -17,8 +17,19 @@ from billing.models import (
     UsageWriteOff,
     WebhookEvent,
 )
-from billing.money import format_usd
+from billing.money import format_usd, money_field
+from billing.widgets import MoneyInput
 from teams.admin import ReadOnlyAdmin
+
+
+def money_column(field: str, description: str, places: int = 2):
+    """An admin column (or read-only field) showing a money field as $1.00, not 1.0000000000."""
+
+    @admin.display(description=description, ordering=field)
+    def show(self, obj) -> str:
+        return format_usd(getattr(obj, field), places)
+
+    return show
 
 
 @admin.register(BillingAccount)
@@ -33,18 +44,24 @@ class BillingAccountAdmin(admin.ModelAdmin):
         "automatic_limit",
         "spend_limit_override",
         "auto_recharge_enabled",
-        "auto_recharge_threshold",
-        "auto_recharge_amount",
+        "auto_recharge_threshold_usd",
+        "auto_recharge_amount_usd",
         "auto_recharge_card",
         "auto_recharge_failures",
         "auto_recharge_last_attempt_at",
         "auto_recharge_disabled_reason",
-        "low_balance_alert_threshold",
+        "low_balance_alert_threshold_usd",
         "stripe_customer_id",
         "adjust_link",
     ]
     readonly_fields = [f for f in fields if f != "spend_limit_override"]
+    formfield_overrides = {type(money_field()): {"widget": MoneyInput(places=4)}}
     actions = ["turn_off_auto_recharge"]
+    auto_recharge_threshold_usd = money_column("auto_recharge_threshold", "Auto-recharge below")
+    auto_recharge_amount_usd = money_column("auto_recharge_amount", "Auto-recharge amount")
+    low_balance_alert_threshold_usd = money_column(
+        "low_balance_alert_threshold", "Low-balance e-mail below"
+    )
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -138,11 +155,21 @@ class BillingAccountAdmin(admin.ModelAdmin):
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "team", "kind", "amount", "balance_after", "description", "actor"]
+    list_display = [
+        "created_at",
+        "team",
+        "kind",
+        "amount_usd",
+        "balance_after_usd",
+        "description",
+        "actor",
+    ]
     list_filter = ["kind", "created_at"]
     search_fields = ["team__slug", "idempotency_key", "description", "source_id", "public_id"]
     date_hierarchy = "created_at"
     list_select_related = ["team", "actor"]
+    amount_usd = money_column("amount", "Amount", 4)
+    balance_after_usd = money_column("balance_after", "Balance after", 4)
 
 
 @admin.register(UsageWriteOff)
@@ -165,9 +192,7 @@ class UsageWriteOffAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     list_select_related = ["team"]
 
-    @admin.display(description="Amount", ordering="amount")
-    def amount_usd(self, obj: UsageWriteOff) -> str:
-        return format_usd(obj.amount, 4)
+    amount_usd = money_column("amount", "Amount", 4)
 
 
 @admin.register(Payment)
@@ -176,7 +201,7 @@ class PaymentAdmin(ReadOnlyAdmin):
         "created_at",
         "team",
         "kind",
-        "amount",
+        "amount_usd",
         "status",
         "card_label",
         "failure_message",
@@ -184,6 +209,7 @@ class PaymentAdmin(ReadOnlyAdmin):
     list_filter = ["kind", "status", "created_at"]
     search_fields = ["team__slug", "public_id", "stripe_payment_intent_id"]
     list_select_related = ["team"]
+    amount_usd = money_column("amount", "Amount")
 
 
 @admin.register(PaymentMethod)
@@ -201,12 +227,12 @@ class WebhookEventAdmin(ReadOnlyAdmin):
 
 @admin.register(Invoice)
 class InvoiceAdmin(admin.ModelAdmin):
-    list_display = ["requested_at", "team", "number", "amount", "status", "due_date", "paid_at"]
+    list_display = ["requested_at", "team", "number", "amount_usd", "status", "due_date", "paid_at"]
     list_filter = ["status"]
     search_fields = ["team__slug", "number", "billing_name", "public_id"]
     fields = [
         "team",
-        "amount",
+        "amount_usd",
         "status",
         "number",
         "billing_name",
@@ -224,7 +250,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     ]
     readonly_fields = [
         "team",
-        "amount",
+        "amount_usd",
         "status",
         "number",
         "requested_by",
@@ -235,6 +261,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         "ledger_entry",
     ]
     actions = ["issue", "mark_paid", "void"]
+    amount_usd = money_column("amount", "Amount")
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -5,14 +5,13 @@ from django.conf import settings
 
 from billing.models import LedgerEntry, PaymentMethod
 from billing.payments import MAX_CARD_TOP_UP
+from billing.widgets import MoneyInput
 
 
 def money_input(**kwargs) -> forms.DecimalField:
     kwargs.setdefault("max_digits", 12)
     kwargs.setdefault("decimal_places", 2)
-    return forms.DecimalField(
-        widget=forms.NumberInput(attrs={"step": "0.01", "class": "form-control"}), **kwargs
-    )
+    return forms.DecimalField(widget=MoneyInput(places=kwargs["decimal_places"]), **kwargs)
 
 
 class CardChoiceField(forms.ModelChoiceField):

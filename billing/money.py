@@ -90,15 +90,24 @@ def ceil_cents(amount: Amount) -> Decimal:
     return to_money(amount).quantize(CENT, rounding=ROUND_CEILING)
 
 
+def for_display(amount: Amount, places: int = 2) -> Decimal:
+    """Rounded half up to `places`, then trailing zeros past the cents dropped: `places` > 2
+    (per-hour or per-minute rates) means *up to* that many decimals, 0.79 or 0.0167, never
+    0.7900 (let alone the ledger's ten)."""
+    rounded = to_money(amount).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    while places > 2 and rounded == rounded.quantize(Decimal(1).scaleb(1 - places)):
+        places -= 1
+        rounded = rounded.quantize(Decimal(1).scaleb(-places))
+    return rounded
+
+
 def format_usd(amount: Amount | None, places: int = 2) -> str:
-    """'$1,234.56', '-$0.79'; `places` > 2 for per-minute or per-second rates."""
+    """'$1,234.56', '-$0.79', '$0.0167' (see for_display)."""
     if amount is None or amount == "":
         return ""
-    value = to_money(amount)
-    quantum = Decimal(1).scaleb(-places)
-    rounded = value.quantize(quantum, rounding=ROUND_HALF_UP)
+    rounded = for_display(amount, places)
     sign = "-" if rounded < 0 else ""
-    return f"{sign}${abs(rounded):,.{places}f}"
+    return f"{sign}${abs(rounded):,f}"
 
 
 def as_string(amount: Amount) -> str:

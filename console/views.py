@@ -1,15 +1,30 @@
-from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_cookie
 
+from console import dashboard as board
+from console import front
 from teams.access import team_view
 from teams.models import Team
 
 
-@login_required
 def home(request):
+    """The public front page for visitors; signed-in people go to their dashboard."""
+    if not request.user.is_authenticated:
+        return front_page(request)
+    return _to_last_team(request)
+
+
+@cache_control(public=True, max_age=front.OFFERS_TTL)
+@vary_on_cookie
+def front_page(request):
+    return render(request, "console/front.html", {"offers": front.offers()})
+
+
+def _to_last_team(request):
     """Send the user to the team they used last, else to their first team."""
     teams = Team.objects.for_user(request.user)
     team = teams.filter(slug=request.session.get("team")).first() or teams.first()
@@ -22,14 +37,25 @@ def home(request):
 
 @team_view("member")
 def dashboard(request):
-    return render(request, "console/dashboard.html", {"cards": dashboard_cards(request)})
+    membership = request.membership
+    steps = board.checklist(membership, request.user)
+    context = {
+        "cards": board.collect_cards(request),
+        "steps": steps,
+        "all_done": all(step.done for step in steps),
+        "next_step": board.next_step(steps),
+    }
+    if membership.can("use"):
+        context["pods"] = board.running_pods(request.team)
+    if membership.can("billing"):
+        context["spend"] = board.spend(request.team, _spend_window(request))
+    return render(request, "console/dashboard.html", context)
 
 
-def dashboard_cards(request) -> list[dict]:
-    """Apps contribute dashboard cards through `dashboard_card(request)` hooks listed here."""
-    from console.dashboard import collect_cards
-
-    return collect_cards(request)
+def _spend_window(request) -> int:
+    asked = request.GET.get("spend", "")
+    windows = board.SPEND_WINDOWS
+    return int(asked) if asked in {str(days) for days in windows} else windows[0]
 
 
 def _database_ok() -> bool:

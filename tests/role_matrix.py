@@ -52,6 +52,6 @@ class GraphqlOp:
 
 # URL names that are not team-scoped pages, with the reason they are outside the matrix.
 EXEMPT: dict[str, str] = {
-    "home": "redirects to the user's own team",
+    "home": "the public front page; redirects a signed-in user to their own team",
     "healthz": "public health check",
 }
