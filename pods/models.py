@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.money import money_field
-from pods.runtime import runtime_choices
+from pods.runtime import BACKENDS, runtime_choices
 from teams.models import Team, new_public_id
 
 
@@ -131,6 +131,12 @@ class Machine(models.Model):
 
     def free_gpus(self) -> int:
         return Machine.objects.with_capacity().get(pk=self.pk).free_gpus
+
+    @property
+    def gpus_simulated(self) -> bool:
+        """GPUs this machine lists but cannot hand to pods (its runtime passes no devices)."""
+        backend = BACKENDS.get(self.runtime)
+        return bool(self.gpu_count) and not (backend and backend.gpu_devices)
 
 
 class TemplateQuerySet(models.QuerySet):

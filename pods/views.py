@@ -65,7 +65,7 @@ def pod_list(request):
     pods = (
         Pod.objects.for_team(request.team)
         .live()
-        .select_related("gpu_type", "cpu_instance", "machine")
+        .select_related("gpu_type", "cpu_instance", "machine", "template")
         .order_by("-created_at")
     )
     context = {"pods": pods, "burn_rate": burn_rate(request.team)}

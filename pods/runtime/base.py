@@ -142,6 +142,9 @@ class RuntimeBackend(ABC):
 
     settings: dict = field(default_factory=dict)
     name: ClassVar[str] = ""
+    # Whether pods get the machine's GPU devices; without them GPUs are only scheduled and
+    # billed (simulated), which the pod page says.
+    gpu_devices: ClassVar[bool] = False
 
     @abstractmethod
     def start(self, spec: PodSpec) -> StartResult:

@@ -280,6 +280,7 @@ class DockerExecPty(PtySession):
 @dataclass
 class DockerBackend(RuntimeBackend):
     name = "docker"
+    gpu_devices = True  # as device requests (the NVIDIA container toolkit)
 
     # The engine ------------------------------------------------------------------------------
 

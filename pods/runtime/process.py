@@ -213,6 +213,7 @@ class ProcessBackend(RuntimeBackend):
             cgroup=str(memory) if memory else None,
             cgroups=run["cgroups"],
             workdir=self._workdir(spec),
+            volume_dir=str(self.mount_source(spec.mounts[0])) if spec.mounts else None,
             uid=uid,
             gid=gid,
             umask=run["umask"],
@@ -424,7 +425,10 @@ class ProcessBackend(RuntimeBackend):
             memory_bytes=memory,
             memory_limit_bytes=limit,
             processes=count,
-            volume_bytes=dir_bytes(self.pod_dir(pod_id) / "volume"),
+            # The mounted volume: the pod's own, or the network volume (older handles: own).
+            volume_bytes=dir_bytes(
+                Path(handle.get("volume_dir") or self.pod_dir(pod_id) / "volume")
+            ),
             container_disk_bytes=dir_bytes(self.container_dir(pod_id)),
         )
 

@@ -56,7 +56,7 @@ def test_it_types_a_command_in_the_web_terminal(console, acme, running_pod, new_
     alice, team = acme
     page = signed_in(new_page, alice, console)
     page.goto(f"{console}/t/{team.slug}/pods/{running_pod.public_id}/")
-    expect(page.locator("[data-testid=connect-panel]")).to_contain_text("HTTP service")
+    expect(page.locator("[data-testid=connect-panel]")).to_contain_text("8080")
     shot(page, "connect-panel")
 
     with page.expect_popup() as popup:
