@@ -272,13 +272,25 @@ SPECTACULAR_SETTINGS = {
     "PREPROCESSING_HOOKS": ["api.schema.only_rest_api"],
 }
 
+# 403/404 are one INFO line, idle runs of periodic tasks DEBUG (console/logs.py).
+_QUIET_TASKS = {"filters": ["quiet_periodic_tasks"]}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {
+        "quiet_client_errors": {"()": "console.logs.QuietClientErrors"},
+        "quiet_periodic_tasks": {"()": "console.logs.QuietPeriodicTasks"},
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.request": {"filters": ["quiet_client_errors"]},
+        "celery.app.trace": _QUIET_TASKS,
+        "celery.worker.strategy": _QUIET_TASKS,
+        "celery.beat": _QUIET_TASKS,
+    },
 }
 
 # Security. A SITE_URL on https:// is production: it switches on the SSL redirect, HSTS and

@@ -21,9 +21,13 @@ def reconcile_pods_task() -> None:
 
 
 @shared_task
-def meter_task() -> None:
-    """Charge the minutes that ended since the last tick, then act on teams short of funds."""
+def meter_task() -> dict | None:
+    """Charge the minutes that ended since the last tick, then act on teams short of funds.
+    Returns what it did, if anything: Celery logs it, and an idle tick at DEBUG (console.logs)."""
     from pods import funds, metering
 
     result = metering.meter()
-    funds.enforce(team_ids=result.team_ids)
+    stopped = funds.enforce(team_ids=result.team_ids)
+    if not result.entries and not stopped:
+        return None
+    return {"entries": result.entries, "teams_stopped": len(stopped)}
