@@ -37,8 +37,11 @@ class PodSerializer(serializers.ModelSerializer):
     gpu_type = serializers.CharField(source="gpu_type_id", allow_null=True)
     cpu_instance = serializers.CharField(source="cpu_instance_id", allow_null=True)
     data_center = serializers.CharField(source="machine.data_center_id")
-    template = serializers.CharField(source="template.public_id", default=None)
-    network_volume = serializers.CharField(source="network_volume.public_id", default=None)
+    # null when the pod has none: allow_null puts that in the schema (schemathesis found it).
+    template = serializers.CharField(source="template.public_id", default=None, allow_null=True)
+    network_volume = serializers.CharField(
+        source="network_volume.public_id", default=None, allow_null=True
+    )
     env = EnvVarSerializer(many=True)
     ports = PortSerializer(many=True)
     price_per_hour = serializers.SerializerMethodField()
