@@ -1,14 +1,19 @@
-"""Read-side billing figures for pages and charts: spend by day and kind, runway."""
+"""Read-side billing figures for pages and charts: spend by day and kind, runway, and the
+ledger statement (usage per resource per hour or day)."""
 
-from datetime import date, timedelta
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from urllib.parse import urlencode
 
-from django.db.models import Sum
-from django.db.models.functions import TruncDate
+from django.db import connection
+from django.db.models import Case, Count, DateTimeField, F, Func, Q, Sum, Value, When
+from django.db.models.functions import Right, Trunc, TruncDate
 from django.utils import timezone
 
 from billing.models import LedgerEntry
-from billing.money import ZERO, as_string, format_usd
+from billing.money import ZERO, as_string, format_usd, to_money
 from teams.models import Team
 
 SPEND_KINDS = [
@@ -87,3 +92,302 @@ def format_duration(duration: timedelta) -> str:
     if minutes:
         return f"{minutes} min"
     return "less than a minute"
+
+
+# The ledger as people read it ---------------------------------------------------------------
+#
+# Usage is summed per resource (source_type, source_id) and kind per hour or per day; every
+# other entry (top-ups, commissions, adjustments, refunds, invoice payments) is listed as
+# itself. Rows are grouped in SQL, so a team with years of per-minute rows still gets a page
+# in a few queries. Periods are UTC days and hours (no team or user has a timezone setting).
+
+LEDGER_TIME_ZONE = UTC
+GROUPS = ("day", "hour", "entry")
+USAGE_KINDS = sorted(LedgerEntry.USAGE_KINDS)
+# A per-minute usage row's key ends in the minute it charges ("pod:<id>:compute:202612011059",
+# UTC, pods.metering): that minute, not the tick that posted it (a catch-up posts hours of
+# minutes at once, and minute 10:59 is posted at 11:00), is when the usage happened.
+MINUTE_KEY = r":[0-9]{12}$"
+
+
+def _key_minute() -> Func:
+    return Func(
+        Right("idempotency_key", 12),
+        Value("YYYYMMDDHH24MI"),
+        template="(to_timestamp(%(expressions)s)::timestamp AT TIME ZONE 'UTC')",
+        output_field=DateTimeField(),
+    )
+
+
+def covered_moment() -> Case:
+    """When an entry's money was spent: the minute a per-minute usage row charges, otherwise
+    the moment it was posted. Never after created_at (a minute is charged once it is over)."""
+    return Case(
+        When(kind__in=USAGE_KINDS, idempotency_key__regex=MINUTE_KEY, then=_key_minute()),
+        default=F("created_at"),
+        output_field=DateTimeField(),
+    )
+
+
+def ledger_entries(team: Team):
+    """The team's entries with `moment` (covered_moment), for LedgerFilterForm to filter."""
+    return LedgerEntry.objects.for_team(team).annotate(moment=covered_moment())
+
+
+def _trunc(unit: str | None):
+    if unit is None:
+        return F("moment")
+    return Trunc("moment", unit, output_field=DateTimeField(), tzinfo=LEDGER_TIME_ZONE)
+
+
+@dataclass(frozen=True)
+class LedgerLine:
+    """One line of the statement: a resource's usage over a period (entries > 1 possible,
+    entry_id empty), or one ledger entry."""
+
+    section: datetime
+    period: datetime
+    kind: str
+    source_type: str
+    source_id: str
+    description: str
+    amount: Decimal
+    entries: int
+    entry_id: str | None
+    balance_after: Decimal | None
+    posted_at: datetime
+    # The ledger's query string that opens what this line sums ("" for a single entry).
+    drill: str = ""
+
+    @property
+    def is_credit(self) -> bool:
+        return self.amount > 0
+
+    @property
+    def is_usage(self) -> bool:
+        return self.kind in LedgerEntry.USAGE_KINDS
+
+    @property
+    def kind_label(self) -> str:
+        return LedgerEntry.Kind(self.kind).label
+
+    @property
+    def resource(self) -> str:
+        return f"{self.source_type}:{self.source_id}"
+
+
+@dataclass(frozen=True)
+class Section:
+    """A day or an hour of the statement with its totals (over the whole period, also when
+    the page shows only part of it)."""
+
+    start: datetime
+    unit: str
+    usage: Decimal
+    credits: Decimal
+    net: Decimal
+    entries: int
+    lines: list[LedgerLine] = field(default_factory=list)
+
+    @property
+    def end(self) -> datetime:
+        return self.start + (timedelta(hours=1) if self.unit == "hour" else timedelta(days=1))
+
+
+# Each grouping's row period and section period.
+ROW_UNIT = {"day": "day", "hour": "hour", "entry": None}
+SECTION_UNIT = {"day": "day", "hour": "hour", "entry": "day"}
+LINE_COLUMNS = "section, period, kind, source_type, source_id"
+# Newest activity first within a day or hour; a catch-up's minutes (posted at once) by minute.
+_ORDER = "ORDER BY section DESC, posted_at DESC, period DESC, kind, source_type, source_id, id DESC"
+
+
+class Statement:
+    """The filtered entries grouped as `group` says, as a sequence Paginator can page."""
+
+    def __init__(self, entries, group: str) -> None:
+        self.group = group if group in GROUPS else "day"
+        self.entries = entries.order_by()
+        self.annotated = self.entries.annotate(
+            section=_trunc(SECTION_UNIT[self.group]), period=_trunc(ROW_UNIT[self.group])
+        )
+
+    def _sql(self) -> tuple[str, list]:
+        base = self.annotated.values_list(
+            "section",
+            "period",
+            "moment",
+            "kind",
+            "source_type",
+            "source_id",
+            "description",
+            "amount",
+            "public_id",
+            "balance_after",
+            "created_at",
+            "id",
+        )
+        sql, params = base.query.sql_with_params()
+        # A single entry's period is its own moment, whatever the grouping.
+        singles = (
+            "SELECT section, moment AS period, kind, source_type, source_id, description, "
+            "amount, 1 AS entries, public_id, balance_after, created_at AS posted_at, id FROM e"
+        )
+        if self.group == "entry":
+            return f"WITH e AS ({sql}) {singles}", list(params)
+        grouped = (
+            f"SELECT {LINE_COLUMNS}, MAX(description) AS description, SUM(amount) AS amount, "
+            "COUNT(*) AS entries, NULL AS public_id, NULL AS balance_after, "
+            "MAX(created_at) AS posted_at, NULL AS id "
+            f"FROM e WHERE kind = ANY(%s) GROUP BY {LINE_COLUMNS}"
+        )
+        union = f"{grouped} UNION ALL {singles} WHERE NOT kind = ANY(%s)"
+        return f"WITH e AS ({sql}) {union}", [*params, USAGE_KINDS, USAGE_KINDS]
+
+    def count(self) -> int:
+        sql, params = self._sql()
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*) FROM ({sql}) AS lines", params)
+            return cursor.fetchone()[0]
+
+    def __getitem__(self, window: slice) -> list[LedgerLine]:
+        sql, params = self._sql()
+        offset = window.start or 0
+        limit = None if window.stop is None else window.stop - offset
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT * FROM ({sql}) AS lines {_ORDER} LIMIT %s OFFSET %s",
+                [*params, limit, offset],
+            )
+            return [_line(row, self.group) for row in cursor.fetchall()]
+
+    def __iter__(self) -> Iterator[LedgerLine]:
+        """Every line, read through a server-side cursor (the CSV streams any size)."""
+        sql, params = self._sql()
+        with connection.chunked_cursor() as cursor:
+            cursor.execute(f"SELECT * FROM ({sql}) AS lines {_ORDER}", params)
+            while rows := cursor.fetchmany(2000):
+                yield from (_line(row, self.group) for row in rows)
+
+    def total(self) -> Decimal:
+        return self.entries.total()
+
+    def sections(self, lines: list[LedgerLine]) -> list[Section]:
+        """The lines under their day or hour, each with the period's totals (one query)."""
+        starts = sorted({line.section for line in lines}, reverse=True)
+        totals = self._section_totals(starts)
+        sections = {start: totals[start] for start in starts}
+        for line in lines:
+            sections[line.section].lines.append(line)
+        return list(sections.values())
+
+    def _section_totals(self, starts: list[datetime]) -> dict[datetime, Section]:
+        rows = (
+            self.annotated.filter(section__in=starts)
+            .values("section")
+            .annotate(
+                usage=Sum("amount", filter=Q(kind__in=USAGE_KINDS), default=ZERO),
+                credits=Sum("amount", filter=Q(amount__gt=0), default=ZERO),
+                net=Sum("amount"),
+                count=Count("id"),
+            )
+        )
+        unit = SECTION_UNIT[self.group]
+        return {
+            row["section"]: Section(
+                row["section"], unit, row["usage"], row["credits"], row["net"], row["count"]
+            )
+            for row in rows
+        }
+
+
+def _aware(moment: datetime) -> datetime:
+    """Truncated periods come back from raw SQL as naive UTC timestamps."""
+    return moment if timezone.is_aware(moment) else moment.replace(tzinfo=LEDGER_TIME_ZONE)
+
+
+def _drill(line: LedgerLine, group: str) -> str:
+    """A day opens its hours for that resource and kind; an hour, the entries it sums."""
+    if line.entry_id is not None or group == "entry":
+        return ""
+    query = {"kind": line.kind, "resource": line.resource}
+    if group == "day":
+        day = line.period.date().isoformat()
+        query.update(group="hour", since=day, until=day)
+    else:
+        query.update(group="entry", hour=line.period.strftime("%Y-%m-%dT%H:%M"))
+    return urlencode(query)
+
+
+def _line(row: tuple, group: str) -> LedgerLine:
+    section, period, *rest, _id = row
+    line = LedgerLine(_aware(section), _aware(period), *rest)
+    return replace(line, drill=_drill(line, group))
+
+
+UNIT_LENGTH = {"day": timedelta(days=1), "hour": timedelta(hours=1)}
+CSV_HEADER = [
+    "row",
+    "period_start",
+    "period_end",
+    "kind",
+    "description",
+    "source_type",
+    "source_id",
+    "entries",
+    "amount_usd",
+    "entry_id",
+    "balance_after_usd",
+    "posted_at",
+]
+
+
+def _csv_text(value: str) -> str:
+    # Spreadsheet apps run a cell starting with one of these as a formula, and pod names and
+    # descriptions are typed by members (amounts stay numbers: they are ours).
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def _csv_line(line: LedgerLine, unit: str | None) -> list[str]:
+    end = (line.period + UNIT_LENGTH[unit]).isoformat() if unit and line.is_usage else ""
+    return [
+        "usage" if line.entry_id is None else "entry",
+        line.period.isoformat(),
+        end,
+        line.kind,
+        _csv_text(line.description),
+        _csv_text(line.source_type),
+        _csv_text(line.source_id),
+        str(line.entries),
+        str(line.amount),
+        line.entry_id or "",
+        "" if line.balance_after is None else str(line.balance_after),
+        line.posted_at.isoformat(),
+    ]
+
+
+def _csv_total(row: str, start: datetime | None, unit: str, entries: int, net: Decimal) -> list:
+    period = (
+        ["", ""] if start is None else [start.isoformat(), (start + UNIT_LENGTH[unit]).isoformat()]
+    )
+    return [row, *period, "", "", "", "", str(entries), str(to_money(net)), "", "", ""]
+
+
+def statement_csv_rows(statement: Statement) -> Iterator[list[str]]:
+    """The statement's lines as CSV rows, newest first, a `period_total` row after each day
+    (or hour) and a `total` row at the end; streamed, so any size is fine."""
+    yield CSV_HEADER
+    unit, row_unit = SECTION_UNIT[statement.group], ROW_UNIT[statement.group]
+    section, net, entries = None, ZERO, 0
+    total, total_entries = ZERO, 0
+    for line in statement:
+        if section is not None and line.section != section:
+            yield _csv_total("period_total", section, unit, entries, net)
+            net, entries = ZERO, 0
+        section = line.section
+        net, entries = net + line.amount, entries + line.entries
+        total, total_entries = total + line.amount, total_entries + line.entries
+        yield _csv_line(line, row_unit)
+    if section is not None:
+        yield _csv_total("period_total", section, unit, entries, net)
+    yield _csv_total("total", None, unit, total_entries, total)

@@ -21,7 +21,7 @@ from billing.forms import (
     TopUpForm,
     saved_cards,
 )
-from billing.models import Invoice, LedgerEntry, Payment, PaymentMethod
+from billing.models import Invoice, Payment, PaymentMethod
 from billing.services import get_account
 from teams.access import team_view
 
@@ -43,9 +43,10 @@ def overview(request: HttpRequest) -> HttpResponse:
     team = request.team
     context = _money_context(request)
     account = context["account"]
+    recent = reports.Statement(reports.ledger_entries(team), "day")
     context.update(
         chart_data=reports.chart_data(team),
-        entries=LedgerEntry.objects.for_team(team)[:10],
+        sections=recent.sections(recent[:RECENT_LINES]),
         recent_payments=Payment.objects.for_team(team)[:5],
         invoices=Invoice.objects.for_team(team)[:10],
         cards=saved_cards(team),
@@ -64,23 +65,31 @@ def overview(request: HttpRequest) -> HttpResponse:
     return render(request, "billing/overview.html", context)
 
 
-def _filtered_entries(request: HttpRequest):
+RECENT_LINES = 10
+LEDGER_PAGE_LINES = 50
+
+
+def _statement(request: HttpRequest) -> tuple[LedgerFilterForm, reports.Statement]:
     form = LedgerFilterForm(request.GET or None)
-    entries = form.filter(LedgerEntry.objects.for_team(request.team).select_related("actor"))
-    return form, entries
+    entries = form.filter(reports.ledger_entries(request.team))
+    return form, reports.Statement(entries, form.grouping)
 
 
 @team_view("billing")
 def ledger(request: HttpRequest) -> HttpResponse:
-    form, entries = _filtered_entries(request)
-    page = Paginator(entries, 50).get_page(request.GET.get("page"))
+    form, statement = _statement(request)
+    page = Paginator(statement, LEDGER_PAGE_LINES).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(
-        request,
-        "billing/ledger.html",
-        {"form": form, "page": page, "query": query.urlencode(), "total": entries.total()},
-    )
+    context = {
+        "form": form,
+        "group": statement.group,
+        "page": page,
+        "sections": statement.sections(page.object_list),
+        "query": query.urlencode(),
+        "total": statement.total(),
+    }
+    return render(request, "billing/ledger.html", context)
 
 
 class _Echo:
@@ -88,41 +97,16 @@ class _Echo:
         return value
 
 
-CSV_HEADER = [
-    "created_at",
-    "id",
-    "kind",
-    "amount_usd",
-    "balance_after_usd",
-    "description",
-    "source_type",
-    "source_id",
-]
-
-
-def _csv_rows(entries):
-    yield CSV_HEADER
-    for e in entries.iterator():
-        yield [
-            e.created_at.isoformat(),
-            e.public_id,
-            e.kind,
-            str(e.amount),
-            str(e.balance_after),
-            e.description,
-            e.source_type,
-            e.source_id,
-        ]
-
-
 @team_view("billing")
 def ledger_csv(request: HttpRequest) -> StreamingHttpResponse:
-    _, entries = _filtered_entries(request)
+    _, statement = _statement(request)
     writer = csv.writer(_Echo())
     response = StreamingHttpResponse(
-        (writer.writerow(row) for row in _csv_rows(entries)), content_type="text/csv"
+        (writer.writerow(row) for row in reports.statement_csv_rows(statement)),
+        content_type="text/csv",
     )
-    response["Content-Disposition"] = f'attachment; filename="{request.team.slug}-ledger.csv"'
+    filename = f"{request.team.slug}-ledger-by-{statement.group}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 

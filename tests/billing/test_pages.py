@@ -31,7 +31,7 @@ def test_it_shows_balance_burn_rate_and_runway(funded, alice, burn_rates):
     assert response.status_code == 200
     html = response.content.decode()
     assert "$98.27" in html  # 100 - 1.2345 - 0.5 = 98.2655
-    assert "$30.000" in html
+    assert "$30.00<span" in html  # usd:3 shows up to 3 decimals
     assert "Lasts about 3 h 16 min at the current rate" in html
 
 
@@ -78,9 +78,9 @@ def test_it_exports_the_ledger_as_csv(funded, alice):
     )
     body = b"".join(response.streaming_content).decode()
     lines = body.strip().splitlines()
-    assert lines[0].startswith("created_at,id,kind,amount_usd")
-    assert len(lines) == 2
-    assert ",usage_storage,-0.5000000000," in lines[1]
+    assert lines[0].startswith("row,period_start,period_end,kind,description")
+    assert [line.split(",")[0] for line in lines[1:]] == ["usage", "period_total", "total"]
+    assert ",usage_storage,Volume,,,1,-0.5000000000," in lines[1]
 
 
 def test_it_shows_an_empty_state_without_credit(team, alice):
