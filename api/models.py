@@ -22,6 +22,8 @@ class IdempotentRequest(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["team", "key"], name="api_idempotency_team_key")
         ]
+        # The expiry sweep deletes by age.
+        indexes = [models.Index(fields=["created_at"], name="api_idempotency_created")]
 
     def __str__(self) -> str:
         return f"{self.key} ({self.status_code or 'pending'})"

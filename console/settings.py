@@ -240,6 +240,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "referrals.tasks.process_commissions_task",
         "schedule": 300.0,
     },
+    # API: Idempotency-Key rows older than IDEMPOTENCY_KEY_TTL_HOURS are deleted (a key is
+    # free again after that anyway). By hand: `manage.py expire_idempotency_keys`.
+    "expire-idempotency-keys": {
+        "task": "api.tasks.expire_idempotency_keys_task",
+        "schedule": 3600.0,
+    },
     # Serverless: running jobs past their execution timeout become TIMED_OUT (their worker is
     # told to stop them); results past retention are deleted. By hand: `manage.py sweep_jobs`.
     "sweep-serverless-jobs": {"task": "serverless.tasks.sweep_jobs_task", "schedule": 5.0},
@@ -265,6 +271,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["api.throttling.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api": env("API_RATE_LIMIT", "600/min")},
 }
+# How long a POST's Idempotency-Key is remembered (its response replayed), in hours.
+IDEMPOTENCY_KEY_TTL_HOURS = int(env("IDEMPOTENCY_KEY_TTL_HOURS", "24"))
 SPECTACULAR_SETTINGS = {
     "TITLE": f"{SITE_NAME} API",
     "VERSION": "1",

@@ -143,8 +143,8 @@ def test_api_role_matrix(db, route: ApiRoute, actor: str):
     team = Team.objects.create(name="Matrix", slug="matrix", is_personal=False)
     owner = make_user("owner@matrix.example.com")
     Membership.objects.create(user=owner, team=team, role=Role.ADMIN)
+    client = client_for(actor, team)  # first: some objects belong to the acting member
     url = reverse(route.name, kwargs=route.kwargs_for(team)) + f"?team={team.slug}"
-    client = client_for(actor, team)
     response = client.generic(
         route.method, url, json.dumps(route.data), content_type="application/json"
     )

@@ -23,6 +23,7 @@ from api.access import request_api_key
 from api.authentication import ApiKeyAuthentication
 from api.graphql.inputs import InputError
 from api.graphql.resolvers import OBJECTS
+from api.throttling import ApiKeyRateThrottle
 from teams.audit import current_api_key
 
 logger = logging.getLogger(__name__)
@@ -91,10 +92,23 @@ def _body(request: Request) -> dict | None:
 
 
 class GraphqlView(APIView):
+    """Throttled by the REST API's ApiKeyRateThrottle (the default class): one count per key
+    across /api/v1/ and /graphql."""
+
     authentication_classes = [GraphqlKeyAuthentication, authentication.SessionAuthentication]
     permission_classes = [IsAuthenticated]
+    throttle_classes = [ApiKeyRateThrottle]
     renderer_classes = [JSONRenderer]
     http_method_names = ["post", "options"]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        """Over the limit: 429 with Retry-After and the refusal in GraphQL's `errors` array,
+        which the SDK raises as QueryError (the REST envelope's `errors` is an object)."""
+        response = super().handle_exception(exc)
+        if isinstance(exc, exceptions.Throttled):
+            error = {"message": str(exc.detail), "extensions": {"code": "RATE_LIMITED"}}
+            response.data = {"errors": [error]}
+        return response
 
     def post(self, request: Request) -> Response:
         data = _body(request)

@@ -1,11 +1,19 @@
 """One error envelope for every refusal, the Idempotency-Key contract on POST, and the per-key
-rate limit counted in Redis."""
+rate limit counted in Redis and shared with /graphql."""
+
+from datetime import timedelta
+from io import StringIO
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
+from django.core.management import call_command
+from django.utils import timezone
 from rest_framework.test import APIClient
 
+from api.idempotency import expire_keys
 from api.models import IdempotentRequest
+from api.tasks import expire_idempotency_keys_task
 from api.throttling import ApiKeyRateThrottle
 from pods.models import NetworkVolume, Pod
 from teams.models import AuditEvent
@@ -139,3 +147,50 @@ def test_every_write_action_refuses_a_read_only_key(team, alice, route):
     assert response.status_code == 403, (url, response.content)
     assert envelope(response)["code"] == "permission_denied"
     assert AuditEvent.objects.count() == events
+
+
+def test_a_key_is_forgotten_after_the_ttl_and_the_sweep_deletes_old_rows(api, settings):
+    settings.IDEMPOTENCY_KEY_TTL_HOURS = 24
+    headers = {"HTTP_IDEMPOTENCY_KEY": "vol-1"}
+    assert api.post("/api/v1/network-volumes/", VOLUME, format="json", **headers).status_code == 201
+    other = {**VOLUME, "name": "other"}
+    assert api.post("/api/v1/network-volumes/", other, format="json", **headers).status_code == 422
+    old = timezone.now() - timedelta(hours=25)
+    IdempotentRequest.objects.update(created_at=old)
+    # Past the TTL the key is a new request, even before the sweep ran.
+    response = api.post("/api/v1/network-volumes/", other, format="json", **headers)
+    assert response.status_code == 201 and "Idempotent-Replayed" not in response
+    assert NetworkVolume.objects.count() == 2
+    stale = api.post("/api/v1/network-volumes/", VOLUME, format="json", HTTP_IDEMPOTENCY_KEY="v2")
+    assert stale.status_code == 201
+    IdempotentRequest.objects.filter(key="v2").update(created_at=old)
+    out = StringIO()
+    call_command("expire_idempotency_keys", stdout=out)
+    assert "Deleted 1 " in out.getvalue()
+    assert list(IdempotentRequest.objects.values_list("key", flat=True)) == ["vol-1"]
+    assert expire_keys(now=timezone.now() + timedelta(hours=25)) == 1
+    assert not IdempotentRequest.objects.exists()
+
+
+def test_the_expiry_runs_on_celery_beat():
+    entry = next(
+        e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"].startswith("api.tasks.")
+    )
+    assert entry["task"] == f"api.tasks.{expire_idempotency_keys_task.__name__}"
+
+
+def test_graphql_and_rest_share_one_rate_limit_per_key(team, alice, monkeypatch):
+    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api": "3/min"})
+    cache.clear()
+    client, _ = key_client(team, alice)
+    graphql = {"query": "{ myself { id } }"}
+    assert client.get("/api/v1/me/").status_code == 200
+    assert client.post("/graphql", graphql, format="json").status_code == 200
+    assert client.get("/api/v1/me/").status_code == 200
+    limited = client.post("/graphql", graphql, format="json")
+    assert limited.status_code == 429 and int(limited["Retry-After"]) > 0
+    assert limited.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    assert client.get("/api/v1/me/").status_code == 429
+    other, _ = key_client(team, alice)
+    assert other.post("/graphql", graphql, format="json").status_code == 200
+    cache.clear()
