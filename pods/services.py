@@ -297,6 +297,26 @@ def start_pod(*, actor, pod: Pod, zero_gpus: bool = False) -> Pod:
     return pod
 
 
+def resume_spot_pod(*, actor, pod: Pod, bid_per_gpu: Decimal, zero_gpus: bool = False) -> Pod:
+    """Resume a stopped GPU pod as a spot pod at this bid per GPU (runpodctl's `start pod
+    --bid`): at least the GPU type's minimum bid; then the same start as start_pod."""
+    with transaction.atomic():
+        pod = _locked(pod)
+        if pod.gpu_type is None:
+            raise PodError("Only GPU pods bid for their GPUs.", field="bid_per_gpu")
+        bid = to_money(bid_per_gpu)
+        if bid < pod.gpu_type.min_bid:
+            raise PodError(
+                f"The minimum bid for {pod.gpu_type} is ${pod.gpu_type.min_bid}/h.",
+                field="bid_per_gpu",
+            )
+        old = str(pod.bid_per_gpu) if pod.pricing == Pod.Pricing.SPOT else "on demand"
+        pod.pricing, pod.bid_per_gpu = Pod.Pricing.SPOT, bid
+        pod.save(update_fields=["pricing", "bid_per_gpu"])
+        _audit(actor, pod, "bid_changed", old=old, bid_per_gpu=str(bid))
+        return start_pod(actor=actor, pod=pod, zero_gpus=zero_gpus)
+
+
 def restart_pod(*, actor, pod: Pod) -> Pod:
     """Stop (container disk lost) and start again on the same machine with the same GPUs."""
     with transaction.atomic():

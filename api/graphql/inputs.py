@@ -2,6 +2,9 @@
 SDK is validated by exactly the code that validates the wizard and the template page."""
 
 import re
+from decimal import Decimal
+
+from django import forms
 
 from pods.connect.forms import RegistryCredentialForm
 from pods.forms import MAX_ENV_ROWS, DeployForm, TemplateForm, apply_template, lookup_text
@@ -159,3 +162,22 @@ def registry_form(data: dict) -> RegistryCredentialForm:
     if not form.is_valid():
         raise InputError(form_errors(form))
     return form
+
+
+def bid_per_gpu(value: float | None) -> Decimal:
+    """podBidResume's bidPerGpu (a JSON float) as the wizard's bid field takes it: a Decimal
+    of at most 4 places, from 0.0001. The float's shortest text is the number the client sent."""
+    field = DeployForm.base_fields["bid_per_gpu"]
+    try:
+        bid = field.clean(None if value is None else repr(value))
+    except forms.ValidationError as error:
+        raise InputError(f"bidPerGpu: {' '.join(error.messages)}") from error
+    if bid is None:
+        raise InputError("bidPerGpu: enter your bid per GPU per hour.")
+    return bid
+
+
+def public_keys(text: str | None) -> list[str]:
+    """updateUserSettings' pubKey: all of a person's SSH public keys in one string, one per
+    line (runpodctl separates them with blank lines)."""
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]

@@ -13,9 +13,11 @@ from api.graphql import inputs, wire
 from api.graphql.inputs import InputError
 from billing.models import BillingAccount
 from billing.money import ZERO
+from billing.services import get_account
 from pods import services
 from pods.connect import services as connect
 from pods.connect.services import ConnectError
+from pods.connect.ssh import InvalidKey, parse_public_key
 from pods.models import (
     CloudType,
     GpuType,
@@ -39,15 +41,21 @@ CAPABILITY = {
     "myself": "member",
     "gpuTypes": "member",
     "pod": "use",
+    "podTemplates": "use",
+    "podTemplate": "use",
+    "dataCenters": "member",
     "podFindAndDeployOnDemand": "deploy",
     "deployCpuPod": "deploy",
     "podStop": "deploy",
     "podResume": "deploy",
+    "podBidResume": "deploy",
     "podTerminate": "deploy",
     "saveTemplate": "deploy",
     "saveRegistryAuth": "deploy",
     "updateRegistryAuth": "deploy",
     "deleteRegistryAuth": "deploy",
+    # SSH keys are the person's; the console's SSH keys page needs "use" in the team.
+    "updateUserSettings": "use",
 }
 
 
@@ -128,6 +136,26 @@ def resolve_spend(obj, info) -> float:
     return wire.money(services.team_burn_rate(team))
 
 
+@user_type.field("spendLimit")
+def resolve_spend_limit(obj, info) -> float:
+    """The team's hourly spend limit (billing.models.BillingAccount.spend_limit_per_hour)."""
+    return wire.money(get_account(_access(info, "billing").team).spend_limit_per_hour)
+
+
+@user_type.field("notifyLowBalance")
+def resolve_notify_low_balance(obj, info) -> bool:
+    account = get_account(_access(info, "billing").team)
+    return account.low_balance_alert_threshold is not None
+
+
+@user_type.field("podTemplates")
+def resolve_own_templates(obj, info) -> list[dict]:
+    """The team's own templates (runpodctl reads them to relabel ports)."""
+    team = _access(info, "use").team
+    templates = PodTemplate.objects.filter(team=team).order_by("name", "pk")
+    return [wire.template(template) for template in templates]
+
+
 @user_type.field("networkVolumes")
 def resolve_network_volumes(obj, info) -> list[dict]:
     team = _access(info, "use").team
@@ -172,6 +200,33 @@ def resolve_lowest_price(obj, _info, input: dict | None = None) -> dict:
 def resolve_pod(_, info, input: dict | None = None) -> dict:
     team = _access(info, CAPABILITY["pod"]).team
     return wire.pod(_pod(team, (input or {}).get("podId")))
+
+
+@query.field("podTemplates")
+def resolve_pod_templates(_, info, input: dict | None = None) -> list[dict]:
+    """Templates the team may use: `isRunpod: true` the official ones, `false` the others
+    (the team's own and public ones), absent all of them."""
+    team = _access(info, CAPABILITY["podTemplates"]).team
+    templates = PodTemplate.objects.visible_to(team).order_by("name", "pk")
+    official = (input or {}).get("isRunpod")
+    if official is not None:
+        templates = templates.filter(team=None) if official else templates.exclude(team=None)
+    return [wire.template(template) for template in templates]
+
+
+@query.field("podTemplate")
+def resolve_pod_template(_, info, id: str) -> dict:
+    team = _access(info, CAPABILITY["podTemplate"]).team
+    found = PodTemplate.objects.visible_to(team).filter(public_id=_id(id)).first()
+    if found is None:
+        raise NotFound(f"Template {str(id)[:40]!r} not found.")
+    return wire.template(found)
+
+
+@query.field("dataCenters")
+def resolve_data_centers(_, info) -> list[dict]:
+    _access(info, CAPABILITY["dataCenters"])
+    return wire.data_centers()
 
 
 # Pod mutations -------------------------------------------------------------------------------
@@ -237,6 +292,20 @@ def resolve_resume(_, info, input: dict | None = None) -> dict:
         return services.start_pod(actor=actor, pod=pod, zero_gpus=zero)
 
     return _fresh(_pod_action(info, "podResume", input, start))
+
+
+@mutation.field("podBidResume")
+def resolve_bid_resume(_, info, input: dict | None = None) -> dict:
+    """runpodctl's `start pod --bid`: resume as a spot pod at bidPerGpu (at least the GPU
+    type's minimum bid); gpuCount 0 starts it without GPUs, as podResume does."""
+    actor, data = _actor(info), input or {}
+
+    def start(pod: Pod) -> Pod:
+        bid = inputs.bid_per_gpu(data.get("bidPerGpu"))
+        zero = data.get("gpuCount") == 0
+        return services.resume_spot_pod(actor=actor, pod=pod, bid_per_gpu=bid, zero_gpus=zero)
+
+    return _fresh(_pod_action(info, "podBidResume", input, start))
 
 
 @mutation.field("podTerminate")
@@ -312,6 +381,53 @@ def resolve_delete_registry_auth(_, info, registryAuthId: str | None = None) -> 
         actor=_person(info), credential=_credential(team, registryAuthId)
     )
     return None
+
+
+# The user's settings -------------------------------------------------------------------------
+
+MAX_PUBLIC_KEYS = 50
+
+
+def _parsed_keys(lines: list[str]) -> dict[str, str]:
+    """fingerprint -> key line, refusing the whole list for one bad line."""
+    if len(lines) > MAX_PUBLIC_KEYS:
+        raise InputError(f"pubKey: at most {MAX_PUBLIC_KEYS} keys.")
+    keys = {}
+    for number, line in enumerate(lines, start=1):
+        try:
+            keys.setdefault(parse_public_key(line).fingerprint, line)
+        except InvalidKey as error:
+            raise InputError(f"pubKey: line {number}: {error}") from error
+    return keys
+
+
+def _replace_ssh_keys(person, team, lines: list[str]) -> None:
+    """RunPod's pubKey is the whole set: keys not in it are deleted, new ones added, each
+    through the SSH key service (one audit event per key)."""
+    wanted = _parsed_keys(lines)
+    with transaction.atomic():
+        for key in SshKey.objects.filter(user=person).exclude(fingerprint__in=wanted):
+            connect.delete_ssh_key(actor=person, team=team, key=key)
+        have = set(SshKey.objects.filter(user=person).values_list("fingerprint", flat=True))
+        for fingerprint, line in wanted.items():
+            if fingerprint in have:
+                continue
+            try:
+                connect.add_ssh_key(actor=person, team=team, name="", public_key=line)
+            except ConnectError as error:  # added by a concurrent request meanwhile
+                raise InputError(f"pubKey: {error}") from error
+
+
+@mutation.field("updateUserSettings")
+def resolve_update_user_settings(_, info, input: dict | None = None) -> dict:
+    """What the console can honour of RunPod's user settings: pubKey, the person's SSH public
+    keys (newline-separated), which every pod they may connect to then gets."""
+    membership = _access(info, CAPABILITY["updateUserSettings"], write=True)
+    person = _person(info)
+    data = input or {}
+    if data.get("pubKey") is not None:
+        _replace_ssh_keys(person, membership.team, inputs.public_keys(data["pubKey"]))
+    return {"membership": membership}
 
 
 OBJECTS = [query, mutation, user_type, gpu_type]

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.db.models import Max, Q
 
-from pods.models import CloudType, GpuType, Machine, NetworkVolume, Pod, PodTemplate
+from pods.models import CloudType, DataCenter, GpuType, Machine, NetworkVolume, Pod, PodTemplate
 
 # Our statuses as RunPod's desiredStatus (RUNNING / EXITED / TERMINATED).
 DESIRED_STATUS = {
@@ -93,7 +93,17 @@ def template(template: PodTemplate) -> dict:
         "isServerless": template.is_serverless,
         "isPublic": template.is_public,
         "isRunpod": template.is_official,
+        "category": None,
+        "portsConfig": [
+            {"port": f"{row['port']}/{row['protocol']}", "name": row["label"]}
+            for row in template.ports
+            if row.get("label")
+        ],
+        "containerRegistryAuthId": None,
         "readme": template.readme,
+        "advancedStart": False,
+        "startJupyter": False,
+        "startScript": None,
         "startSsh": True,
     }
 
@@ -161,3 +171,28 @@ def lowest_price(gpu: GpuType, *, gpu_count: int, secure_only: bool) -> dict:
         "minVcpu": best.vcpu_per_gpu * gpu_count if best else None,
         "stockStatus": stock_status(free),
     }
+
+
+def data_centers() -> list[dict]:
+    """Every data centre with the free GPUs of each type in it right now (runpodctl's
+    `datacenter list` and `gpu list`): three queries, whatever the number of machines."""
+    free: dict[str, dict[str, int]] = {}
+    machines = Machine.objects.available().exclude(gpu_type=None).with_capacity()
+    for machine in machines:
+        per_gpu = free.setdefault(machine.data_center_id, {})
+        per_gpu[machine.gpu_type_id] = per_gpu.get(machine.gpu_type_id, 0) + max(
+            machine.free_gpus, 0
+        )
+    names = dict(GpuType.objects.values_list("id", "display_name"))
+    return [
+        {
+            "id": center.id,
+            "name": center.name,
+            "location": center.country,
+            "gpuAvailability": [
+                {"gpuTypeId": gpu, "displayName": names.get(gpu), "stockStatus": stock_status(n)}
+                for gpu, n in sorted(free.get(center.id, {}).items())
+            ],
+        }
+        for center in DataCenter.objects.order_by("id")
+    ]

@@ -2,6 +2,7 @@
 document to send and the capability (teams.access.CAPABILITIES) it needs."""
 
 from pods.connect.services import save_registry_credential
+from pods.models import PodTemplate
 from teams.models import Membership, Role
 from tests.pods.matrix import a_pod
 from tests.role_matrix import GraphqlOp
@@ -43,17 +44,39 @@ def delete_registry(team) -> str:
     return f'mutation {{ deleteRegistryAuth(registryAuthId: "{a_credential(team)}") }}'
 
 
+def a_template(team) -> str:
+    template = PodTemplate.objects.create(team=team, name="matrix", image="ubuntu")
+    return f'{{ podTemplate(id: "{template.public_id}") {{ id }} }}'
+
+
+def bid_resume(team) -> str:
+    return (
+        f'mutation {{ podBidResume(input: {{podId: "{pod_id(team)}", bidPerGpu: 0.5, '
+        "gpuCount: 1}) { id } }"
+    )
+
+
+USER_SETTINGS = (
+    'mutation { updateUserSettings(input: {pubKey: "ssh-ed25519 '
+    'AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl m"}) { id } }'
+)
+
 GRAPHQL_OPERATIONS = [
     GraphqlOp("myself", "member", lambda team: "{ myself { id email } }"),
     GraphqlOp("gpuTypes", "member", lambda team: "{ gpuTypes { id displayName } }"),
     GraphqlOp("pod", "use", lambda team: f'{{ pod(input: {{podId: "{pod_id(team)}"}}) {{ id }} }}'),
+    GraphqlOp("podTemplates", "use", lambda team: "{ podTemplates { id } }"),
+    GraphqlOp("podTemplate", "use", a_template),
+    GraphqlOp("dataCenters", "member", lambda team: "{ dataCenters { id } }"),
     GraphqlOp("podFindAndDeployOnDemand", "deploy", lambda team: GPU_DEPLOY),
     GraphqlOp("deployCpuPod", "deploy", lambda team: CPU_DEPLOY),
     GraphqlOp("podStop", "deploy", on_pod("podStop")),
     GraphqlOp("podResume", "deploy", on_pod("podResume")),
+    GraphqlOp("podBidResume", "deploy", bid_resume),
     GraphqlOp("podTerminate", "deploy", on_pod("podTerminate", "")),
     GraphqlOp("saveTemplate", "deploy", lambda team: TEMPLATE),
     GraphqlOp("saveRegistryAuth", "deploy", lambda team: REGISTRY),
     GraphqlOp("updateRegistryAuth", "deploy", update_registry),
     GraphqlOp("deleteRegistryAuth", "deploy", delete_registry),
+    GraphqlOp("updateUserSettings", "use", lambda team: USER_SETTINGS),
 ]

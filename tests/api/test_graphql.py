@@ -1,6 +1,7 @@
 """/graphql through Django's test client on PostgreSQL: the three ways of sending a key, roles,
 outsiders and read-only keys, refused input creating nothing, money as floats, and every
-document runpod-python 1.12.0 sends (runpod-api.md 2.2) validating against our schema, which
+document runpod-python 1.12.0 (runpod-api.md 2.2) and runpodctl 2.7.2 send for pods, GPUs,
+templates and the user validating against our schema, which
 is a subset of the reference schema with its exact names and types."""
 
 import json
@@ -17,6 +18,7 @@ from api.graphql.resolvers import CAPABILITY
 from api.graphql.view import SCHEMA_PATH, schema
 from pods.models import Pod, PodTemplate, RegistryCredential
 from teams.models import ApiKey, AuditEvent, Membership, Role
+from tests.api.runpodctl_documents import RUNPODCTL_DOCUMENTS
 from tests.api.test_api_keys import make_key
 from tests.conftest import make_user
 from tests.pods.conftest import pods_settings, reap  # noqa: F401 (fixtures)
@@ -70,6 +72,13 @@ SDK_DOCUMENTS = [
 
 @pytest.mark.parametrize("document", SDK_DOCUMENTS)
 def test_every_sdk_document_validates_against_our_schema(document):
+    assert validate(schema, parse(document)) == []
+
+
+@pytest.mark.parametrize("document", RUNPODCTL_DOCUMENTS)
+def test_every_runpodctl_document_validates_against_our_schema(document):
+    """runpodctl's pod, GPU, data centre, template, volume and user documents (its variables
+    are exercised in tests/api/test_graphql_runpodctl.py)."""
     assert validate(schema, parse(document)) == []
 
 
