@@ -1,22 +1,27 @@
-"""One metering tick for N running pods, against bare SQL doing the same writes, in one run.
+"""Metering ticks for N running pods, against bare SQL doing the same writes, in one run.
 
-    ./scripts/bench.sh bench/metering.py [--sizes 10000,100000,1000000] [--minutes 60]
-                                         [--balance 1]
+    ./scripts/bench.sh bench/metering.py [--sizes 10000,100000,1000000] [--balance 1000]
 
 (scripts/bench.sh starts a throwaway PostgreSQL and sets DATABASE_URL; with your own, run
-`DATABASE_URL=postgres://... python bench/metering.py`.) For each size it creates that many
-running pods (one GPU, a 20 GB volume, a 10 GB container disk; ten pods a team), times
-`pods.metering.meter()` for one minute (two ledger rows a pod: compute and storage), or for
-`--minutes` of catch-up, then undoes the writes and times three bare statements producing the
-same rows, balances and marks: one INSERT ... SELECT ... ON CONFLICT into the ledger, one UPDATE
-of the accounts from an aggregate, one UPDATE of the pods. It prints one line a size, ending
-with the ratio:
+`DATABASE_URL=postgres://... python bench/metering.py`.) For each size it builds that many
+running pods (one A40 each, a 20 GB volume and a 10 GB container disk, ten pods a team, each
+team with `--balance` dollars) with set-based INSERTs (generate_series), then runs the ticks of
+three minutes around an hour boundary after a first tick that starts metering them:
 
-    100000 pods: tick 1.9 s, bare SQL 0.8 s, 2.4x
+    10:59 (first)   11:00   11:01   11:02
 
-Each team starts with $1000 (`--balance`): with little, a catch-up stops charging each team
-where its funds run low and writes the rest off, and the line says how many minutes it wrote
-off (the bare SQL still writes every minute, so its ratio is not like for like).
+Each timed tick is `pods.metering.meter(until=...)`; before it, the same writes done by bare
+SQL (BARE_SQL) are timed in a transaction that is rolled back, so both start from the same
+state. It prints one line a size, e.g.
+
+    100000 pods, 10000 teams: minute tick 0.4 s, bare SQL 0.2 s, 2.0x, 0 ledger rows;
+    hour-closing tick 3.1 s, bare SQL 1.8 s, 1.7x, 200000 ledger rows; 4800000 ledger rows
+    per simulated day (2.00 per resource per hour)
+
+The hour-closing tick is the timed tick that wrote the most ledger rows, the minute tick the
+last one (11:02, no hour closes in it). Rows per simulated day = 24 x the hour-closing tick's
+rows + 1416 x the minute tick's rows; a resource is a pod's compute or its storage. Progress
+goes to stderr.
 """
 
 import argparse
@@ -27,19 +32,28 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MINUTE = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+FIRST = datetime(2026, 11, 2, 10, 58, tzinfo=UTC)  # metering starts here
+TICKS = [FIRST + timedelta(minutes=n) for n in (1, 2, 3, 4)]  # 10:59 (first), 11:00 .. 11:02
 PODS_PER_TEAM = 10
+STARTED = time.perf_counter()
 
 
-def setup_django() -> None:
+def progress(message: str) -> None:
+    print(f"[{time.perf_counter() - STARTED:7.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+def setup_django() -> str:
+    """A fresh database of its own (named after this process, so two runs on one server do not
+    collide), migrated; returns its name."""
     sys.path.insert(0, str(ROOT))
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
         sys.exit("bench/metering.py needs DATABASE_URL of a PostgreSQL server (see its docstring)")
     base, _, _ = url.rpartition("/")
+    name = f"bench_metering_{os.getpid()}"
     os.environ.update(
         DJANGO_SETTINGS_MODULE="console.settings",
-        DATABASE_URL=f"{base}/bench_metering",
+        DATABASE_URL=f"{base}/{name}",
         SECRET_KEY=os.environ.get("SECRET_KEY", "bench"),
         LOG_LEVEL="WARNING",
         CELERY_TASK_ALWAYS_EAGER="1",
@@ -47,36 +61,82 @@ def setup_django() -> None:
     import psycopg
 
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS bench_metering")
-        conn.execute("CREATE DATABASE bench_metering")
+        conn.execute(f"CREATE DATABASE {name}")
     import django
 
     django.setup()
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    return base
 
 
-def build(pods: int, balance: int) -> None:
-    """Teams, accounts and running pods, through bulk_create (so model defaults apply)."""
+def drop_database(base: str) -> None:
+    import psycopg
     from django.db import connection
 
+    connection.close()
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS bench_metering_{os.getpid()}")
+
+
+def sql(statement: str, params=None) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.rowcount
+
+
+def scalar(statement: str, params=None):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchone()[0]
+
+
+def clone(model, template_pk: int, count: int, overrides: dict[str, str]) -> None:
+    """`count` copies of one row made through the ORM (so every Django default is filled in),
+    in one INSERT ... SELECT over generate_series; `overrides` gives SQL for some columns in
+    terms of g (1..count). Every unique column must be overridden."""
+    columns = [f.column for f in model._meta.concrete_fields if not f.primary_key]
+    unique = {f.column for f in model._meta.concrete_fields if f.unique and not f.primary_key}
+    if missing := unique - overrides.keys():
+        raise SystemExit(f"clone({model.__name__}): unique columns need overrides: {missing}")
+    names = ", ".join(f'"{column}"' for column in columns)
+    values = ", ".join(overrides.get(column, f't."{column}"') for column in columns)
+    table = model._meta.db_table
+    sql(
+        f"INSERT INTO {table} ({names}) SELECT {values} "
+        f"FROM {table} t, generate_series(1, %s) AS g WHERE t.id = %s",
+        [count, template_pk],
+    )
+
+
+def build(pods: int, balance: int) -> int:
+    """Teams with accounts and running pods, set-based; returns the number of teams."""
     from billing.models import BillingAccount
     from pods.models import Pod
     from teams.models import Team
     from tests.pods.factories import catalogue
 
     parts = catalogue()
-    count = -(-pods // PODS_PER_TEAM)
-    teams = Team.objects.bulk_create(
-        [Team(name=f"bench {i}", slug=f"bench-{i}", is_personal=False) for i in range(count)],
-        batch_size=5000,
+    teams = -(-pods // PODS_PER_TEAM)
+    model_team = Team.objects.create(name="bench model", slug="bench-model", is_personal=False)
+    clone(Team, model_team.pk, teams, {"name": "'bench ' || g", "slug": "'bench-' || g"})
+    first_team = scalar(
+        "SELECT MIN(id) FROM teams_team WHERE slug LIKE 'bench-%%' AND id > %s", [model_team.pk]
     )
-    BillingAccount.objects.bulk_create(
-        [BillingAccount(team=team, balance=balance, paid_total=balance) for team in teams],
-        batch_size=5000,
+    model_account = BillingAccount.objects.create(
+        team=model_team, balance=balance, paid_total=balance
     )
-    template = dict(
+    clone(BillingAccount, model_account.pk, teams, {"team_id": f"{first_team} + g - 1"})
+    progress(f"{teams} teams with ${balance} each")
+    model_pod = Pod.objects.create(
+        team=model_team,
+        name="model",
+        public_id="bmodel",
         machine=parts["machine"],
         cloud_type="SECURE",
         gpu_type=parts["a40"],
@@ -87,118 +147,146 @@ def build(pods: int, balance: int) -> None:
         image="img",
         container_disk_gb=10,
         volume_gb=20,
-        status=Pod.Status.RUNNING,
-        metered_until=MINUTE,
+        status=Pod.Status.TERMINATED,
+        metered_until=FIRST,
     )
-    Pod.objects.bulk_create(
-        (
-            Pod(public_id=f"b{i:013d}", team=teams[i // PODS_PER_TEAM], name=f"pod {i}", **template)
-            for i in range(pods)
-        ),
-        batch_size=5000,
+    team_of_pod = f"{first_team} + (g - 1) / {PODS_PER_TEAM}"
+    clone(
+        Pod,
+        model_pod.pk,
+        pods,
+        {
+            "public_id": "'b' || lpad(g::text, 13, '0')",
+            "name": "'pod ' || g",
+            "team_id": team_of_pod,
+            "status": "'running'",
+        },
     )
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+    progress(f"{pods} running pods")
+    sql("VACUUM ANALYZE")
+    return teams
 
 
-def undo(balance: int) -> None:
-    """Back to before the tick: no usage rows or write-offs, balances and marks as built."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM billing_ledgerentry WHERE kind LIKE 'usage_%%'")
-        cursor.execute("DELETE FROM billing_usagewriteoff")
-        cursor.execute("UPDATE billing_billingaccount SET balance = %s", [balance])
-        cursor.execute("UPDATE pods_pod SET metered_until = %s", [MINUTE])
-        cursor.execute("VACUUM ANALYZE")
-
-
-def time_tick(minutes: int):
-    from pods.metering import meter
-
-    started = time.perf_counter()
-    result = meter(until=MINUTE + timedelta(minutes=minutes))
-    elapsed = time.perf_counter() - started
-    written_off = getattr(result, "written_off_minutes", 0)
-    assert result.entries + 2 * written_off == 2 * result.pods * minutes, result
-    return elapsed, written_off
-
-
+# The writes a tick makes, as few plain statements, for minutes [%(since)s, %(until)s) of every
+# running pod: one ledger row per pod, minute and kind (compute, storage), the accounts moved
+# by the rows' sum, the pods' marks moved on.
 BARE_SQL = [
-    # The same rows the tick writes: compute and storage for the minute, ON CONFLICT-safe.
+    """
+    CREATE TEMPORARY TABLE bench_rows ON COMMIT DROP AS
+    SELECT p.team_id, -(ROUND(g.secure_price / 60, 10)) AS amount, 'usage_compute' AS kind,
+        'pod:' || p.public_id || ':compute:' || to_char(m AT TIME ZONE 'UTC', 'YYYYMMDDHH24MI')
+            AS key, p.public_id, 'Compute, pod ' || p.name AS description
+    FROM pods_pod p JOIN pods_gputype g ON g.id = p.gpu_type_id
+    JOIN generate_series(%(since)s, %(last)s, interval '1 minute') AS m ON true
+    WHERE p.status = 'running'
+    UNION ALL
+    SELECT p.team_id, -(ROUND((p.volume_gb * 0.10 + p.container_disk_gb * 0.10) / 43200, 10)),
+        'usage_storage',
+        'pod:' || p.public_id || ':storage:' || to_char(m AT TIME ZONE 'UTC', 'YYYYMMDDHH24MI'),
+        p.public_id, 'Storage, pod ' || p.name
+    FROM pods_pod p JOIN generate_series(%(since)s, %(last)s, interval '1 minute') AS m ON true
+    WHERE p.status = 'running'
+    """,
     """
     INSERT INTO billing_ledgerentry (public_id, team_id, amount, balance_after, kind,
         idempotency_key, source_type, source_id, description, created_at)
-    SELECT 'u' || lpad(to_hex(nextval('billing_ledgerentry_usage_seq')), 13, '0'), c.team_id,
-        c.amount, 0, c.kind, c.key, 'pod', c.public_id, c.description, now()
-    FROM (
-        SELECT p.team_id, -(ROUND(g.secure_price * 1 / 60, 10)) AS amount, 'usage_compute' AS kind,
-            'pod:' || p.public_id || ':compute:' || to_char(m, 'YYYYMMDDHH24MI') AS key,
-            p.public_id, 'Compute, pod ' || p.name AS description
-        FROM pods_pod p JOIN pods_gputype g ON g.id = p.gpu_type_id
-        JOIN generate_series(%(since)s, %(last)s, interval '1 minute') AS m ON true
-        WHERE p.status = 'running' AND p.metered_until < %(until)s
-        UNION ALL
-        SELECT p.team_id, -(ROUND((p.volume_gb * 0.10 + p.container_disk_gb * 0.10) / 43200, 10)),
-            'usage_storage', 'pod:' || p.public_id || ':storage:' || to_char(m, 'YYYYMMDDHH24MI'),
-            p.public_id, 'Storage, pod ' || p.name
-        FROM pods_pod p JOIN generate_series(%(since)s, %(last)s, interval '1 minute') AS m ON true
-        WHERE p.status = 'running' AND p.metered_until < %(until)s
-    ) c
+    SELECT 'u' || lpad(to_hex(nextval('billing_ledgerentry_usage_seq')), 13, '0'), team_id,
+        amount, 0, kind, key, 'pod', public_id, description, now()
+    FROM bench_rows
     ON CONFLICT (idempotency_key) DO NOTHING
     """,
     """
     UPDATE billing_billingaccount a SET balance = a.balance + s.total
-    FROM (SELECT team_id, SUM(amount) AS total FROM billing_ledgerentry
-          WHERE kind LIKE 'usage_%%' GROUP BY team_id) s
+    FROM (SELECT team_id, SUM(amount) AS total FROM bench_rows GROUP BY team_id) s
     WHERE a.team_id = s.team_id
     """,
-    "UPDATE pods_pod SET metered_until = %(until)s WHERE metered_until < %(until)s",
+    "UPDATE pods_pod SET metered_until = %(until)s WHERE status = 'running'",
 ]
 
 
-def time_bare_sql(minutes: int) -> float:
+def usage_rows() -> int:
+    return scalar("SELECT COUNT(*) FROM billing_ledgerentry WHERE kind LIKE 'usage_%%'")
+
+
+def time_bare_sql(until: datetime) -> float:
     from django.db import connection, transaction
 
-    until = MINUTE + timedelta(minutes=minutes)
-    params = {"since": MINUTE, "last": until - timedelta(minutes=1), "until": until}
+    since = until - timedelta(minutes=1)
+    params = {"since": since, "last": since, "until": until}
     started = time.perf_counter()
-    with transaction.atomic(), connection.cursor() as cursor:
-        for statement in BARE_SQL:
-            cursor.execute(statement, params)
-    return time.perf_counter() - started
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            for statement in BARE_SQL:
+                cursor.execute(statement, params)
+            elapsed = time.perf_counter() - started
+            raise _RolledBack
+    except _RolledBack:
+        pass
+    sql("VACUUM ANALYZE")
+    return elapsed
+
+
+class _RolledBack(Exception):
+    """Leaves the bare statements' transaction without committing it."""
+
+
+def time_tick(until: datetime) -> tuple[float, int]:
+    from pods.metering import meter
+
+    before = usage_rows()
+    started = time.perf_counter()
+    meter(until=until)
+    elapsed = time.perf_counter() - started
+    return elapsed, usage_rows() - before
+
+
+def run_size(pods: int, balance: int) -> str:
+    reset()
+    teams = build(pods, balance)
+    first, rows = time_tick(TICKS[0])
+    progress(f"first tick {first:.1f} s ({rows} ledger rows)")
+    measured = []
+    for until in TICKS[1:]:
+        bare = time_bare_sql(until)
+        tick, rows = time_tick(until)
+        progress(f"tick to {until:%H:%M}: {tick:.1f} s, bare SQL {bare:.1f} s, {rows} rows")
+        measured.append((tick, bare, rows))
+    closing = max(measured, key=lambda m: m[2])
+    minute = measured[-1]
+    per_day = 24 * closing[2] + (24 * 60 - 24) * minute[2]
+    per_resource_hour = per_day / (2 * pods * 24)
+    return (
+        f"{pods} pods, {teams} teams: minute tick {_timed(minute)}; "
+        f"hour-closing tick {_timed(closing)}; {per_day} ledger rows per simulated day "
+        f"({per_resource_hour:.2f} per resource per hour)"
+    )
+
+
+def _timed(measured: tuple[float, float, int]) -> str:
+    tick, bare, rows = measured
+    return f"{tick:.1f} s, bare SQL {bare:.1f} s, {tick / bare:.1f}x, {rows} ledger rows"
 
 
 def reset() -> None:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE billing_ledgerentry, billing_billingaccount, pods_pod, pods_podevent, "
-            "pods_machine, pods_gputype, pods_cpuinstancetype, pods_datacenter, teams_team "
-            "RESTART IDENTITY CASCADE"
-        )
+    sql(
+        "TRUNCATE billing_ledgerentry, billing_usagewriteoff, billing_billingaccount, pods_pod, "
+        "pods_podevent, pods_machine, pods_gputype, pods_cpuinstancetype, pods_datacenter, "
+        "teams_team RESTART IDENTITY CASCADE"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated pod counts")
-    parser.add_argument("--minutes", type=int, default=1, help="minutes the tick catches up")
     parser.add_argument("--balance", type=int, default=1000, help="each team's dollars")
     args = parser.parse_args()
-    setup_django()
-    for size in (int(size) for size in args.sizes.split(",")):
-        reset()
-        build(size, args.balance)
-        undo(args.balance)
-        tick, written_off = time_tick(args.minutes)
-        undo(args.balance)
-        bare = time_bare_sql(args.minutes)
-        span = f", {args.minutes} minutes" if args.minutes > 1 else ""
-        cut = f" ({written_off} pod minutes written off)" if written_off else ""
-        print(
-            f"{size} pods{span}: tick {tick:.1f} s{cut}, bare SQL {bare:.1f} s, {tick / bare:.1f}x"
-        )
+    base = setup_django()
+    try:
+        for size in (int(size) for size in args.sizes.split(",")):
+            progress(f"size {size}")
+            print(run_size(size, args.balance), flush=True)
+    finally:
+        drop_database(base)
 
 
 if __name__ == "__main__":
