@@ -17,7 +17,10 @@ from django.urls import reverse
 
 from billing import reports, services
 from billing.money import minute_charge
+from pods.metering import meter
+from pods.models import Pod
 from tests.conftest import login
+from tests.pods.factories import catalogue, fund, stopped_pod
 
 RATE = Decimal("0.79")  # an A40's secure price per hour
 
@@ -279,3 +282,23 @@ def test_another_teams_resource_shows_nothing(team, alice, charlie):
     assert statement_lines(login(alice), team, **query) == []
     rows = read_csv(login(alice), team, **query)
     assert [row["row"] for row in rows] == ["total"] and rows[0]["entries"] == "0"
+
+
+def test_a_metered_pod_reads_per_hour_at_exactly_its_rate(team, alice):
+    """Whatever rows metering writes (per minute before the roll-up, per hour after), two hours
+    of an A40 read as two hour lines of exactly $0.79 and one day line of $1.58."""
+    start = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    with time_machine.travel(start - timedelta(seconds=30), tick=False):
+        parts = catalogue()
+        fund(team, "100")
+        pod = stopped_pod(team, parts["machine"], name="trainer", status=Pod.Status.RUNNING)
+        Pod.objects.filter(pk=pod.pk).update(metered_until=start)
+    client = login(alice)
+    with time_machine.travel(start + timedelta(hours=2, seconds=5), tick=False):
+        meter(until=start + timedelta(hours=2))
+        hours = statement_lines(client, team, group="hour", kind="usage_compute")
+        days = statement_lines(client, team, kind="usage_compute")
+        entries = client.get(reverse("billing_ledger", args=[team.slug]) + "?" + hours[0].drill)
+    assert [(line.period.hour, line.amount) for line in hours] == [(11, -RATE), (10, -RATE)]
+    assert [line.amount for line in days] == [-2 * RATE]
+    assert entries.context["total"] == -RATE
