@@ -6,6 +6,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from teams.access import CAPABILITIES
+from teams.mail import framed_html, site_context
 from teams.models import Membership, Team
 
 
@@ -22,11 +23,16 @@ def absolute(name: str, *args) -> str:
 def send(name: str, *, to: list[str], context: dict) -> None:
     if not to:
         return
-    context = {"SITE_NAME": settings.SITE_NAME, "SITE_URL": settings.SITE_URL, **context}
-    subject = render_to_string(f"emails/{name}-subject.txt", context).strip()
+    context = {**site_context(), **context}
+    subject = (
+        settings.ACCOUNT_EMAIL_SUBJECT_PREFIX
+        + render_to_string(f"emails/{name}-subject.txt", context).strip()
+    )
     body = render_to_string(f"emails/{name}-body.txt", context)
-    html = render_to_string(f"emails/{name}-body.html", context)
-    message = EmailMultiAlternatives(settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + subject, body, to=to)
+    html = framed_html(
+        subject=subject, body_html=render_to_string(f"emails/{name}-body.html", context)
+    )
+    message = EmailMultiAlternatives(subject, body, to=to)
     message.attach_alternative(html, "text/html")
     message.send()
 
