@@ -51,7 +51,9 @@ class SshKeySerializer(serializers.ModelSerializer):
 
 class SshKeyCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    public_key = serializers.CharField(help_text="One OpenSSH line, e.g. ssh-ed25519 AAAA… me")
+    public_key = serializers.CharField(
+        max_length=8192, help_text="One OpenSSH line, e.g. ssh-ed25519 AAAA… me"
+    )
 
 
 class RegistryCredentialSerializer(serializers.ModelSerializer):

@@ -244,6 +244,7 @@ class MemberViewSet(
     }
 
     def get_queryset(self) -> QuerySet:
+        _person(self.request)  # a pod's key (POD_KEY_ROLE) never sees who is in its team
         members = super().get_queryset()
         return _by_role(members, self.request) if self.action == "list" else members
 

@@ -22,11 +22,27 @@ def test_the_schema_is_openapi_3_with_every_resource(db):
         "/api/v1/network-volumes/{public_id}/",
         "/api/v1/billing/balance/",
         "/api/v1/billing/ledger/",
+        "/api/v1/ssh-keys/",
+        "/api/v1/registry-credentials/{public_id}/",
+        "/api/v1/members/{public_id}/",
+        "/api/v1/invites/",
     ]:
         assert path in paths, path
     assert all(path.startswith("/api/v1/") for path in paths)
     create = schema["paths"]["/api/v1/pods/"]["post"]
     assert "PodCreate" in str(create["requestBody"])
+
+
+def test_the_schema_keeps_registry_passwords_and_invite_links_write_once(db):
+    schema = Client().get("/api/v1/schema/", {"format": "json"}).json()
+    components = schema["components"]["schemas"]
+    assert "password" not in components["RegistryCredential"]["properties"]
+    assert "password" in components["RegistryCredentialCreate"]["required"]
+    assert "link" not in components["Invite"]["properties"]
+    assert "link" in components["InviteCreated"]["properties"]
+    invites = schema["paths"]["/api/v1/invites/"]
+    assert "InviteCreated" in str(invites["post"]["responses"]["201"])
+    assert {p["name"] for p in invites["get"]["parameters"]} >= {"role", "limit", "offset"}
 
 
 def test_the_docs_page_has_no_inline_script(db):

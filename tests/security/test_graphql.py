@@ -1,16 +1,17 @@
 """/graphql under attack: what a caller (or a hostile pod holding its own RUNPOD_API_KEY) sends
 is attacker input. Alias floods and huge documents are refused before they run, ids and names
 with NUL bytes (which PostgreSQL refuses) are answers not 500s, an unexpected failure never
-leaks its detail, and a pod's key cannot plant templates or registry logins in its team."""
+leaks its detail, and a pod's key cannot plant templates, registry logins or SSH keys."""
 
 import json
 
 import pytest
 from django.test import Client
 
-from pods.models import PodTemplate, RegistryCredential
+from pods.models import PodTemplate, RegistryCredential, SshKey
 from teams.models import AuditEvent
 from teams.services import issue_pod_api_key
+from tests.api.matrix import PUBLIC_KEY as KEY
 from tests.api.test_api_keys import make_key
 from tests.pods.factories import catalogue, fund
 
@@ -61,6 +62,9 @@ def test_a_huge_document_is_refused_unparsed(secret):
         'templateId: "\\u0000", dataCenterId: "\\u0000", networkVolumeId: "\\u0000"}) { id } }',
         'mutation { deployCpuPod(input: {instanceId: "\\u0000", imageName: "ubuntu", '
         'env: [{key: "A", value: "\\u0000"}]}) { id } }',
+        '{ podTemplate(id: "\\u0000") { id } }',
+        'mutation { podBidResume(input: {podId: "\\u0000", bidPerGpu: 1, gpuCount: 1}) { id } }',
+        'mutation { updateUserSettings(input: {pubKey: "ssh-ed25519 \\u0000"}) { id } }',
     ],
 )
 def test_nul_bytes_are_refused_not_500s(team, secret, document):
@@ -97,6 +101,25 @@ def test_a_pods_own_key_plants_no_template_or_registry_login(team):
         assert result["errors"][0]["extensions"]["code"] == "FORBIDDEN", result
     assert not PodTemplate.objects.filter(team=team).exists()
     assert not RegistryCredential.objects.exists()
+
+
+def test_a_pods_own_key_plants_no_ssh_key_in_anyones_account(team, alice):
+    """A person's SSH keys reach every pod they may connect to: a hostile pod rewriting them
+    would let its owner into all of that person's pods."""
+    _, pod_secret = issue_pod_api_key(team=team, pod_public_id="hostilepod0002")
+    result = gql(
+        f'mutation {{ updateUserSettings(input: {{pubKey: "{KEY}"}}) {{ id }} }}', pod_secret
+    )
+    assert result["errors"][0]["extensions"]["code"] == "FORBIDDEN", result
+    assert gql("{ myself { pubKey } }", pod_secret)["data"]["myself"]["pubKey"] == ""
+    assert not SshKey.objects.exists()
+
+
+def test_a_flood_of_ssh_keys_is_refused_whole(team, alice, secret):
+    many = "\\n".join([KEY] * 51)
+    result = gql(f'mutation {{ updateUserSettings(input: {{pubKey: "{many}"}}) {{ id }} }}', secret)
+    assert "at most 50 keys" in result["errors"][0]["message"]
+    assert not SshKey.objects.exists()
 
 
 def test_the_audit_names_the_key_that_acted(team, alice):
