@@ -13,6 +13,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from console.routing import websocket_urlpatterns  # noqa: E402
 from pods.connect.asgi import ProxyRouter  # noqa: E402
+from serverless.asgi import ServerlessRouter  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -24,3 +25,5 @@ application = ProtocolTypeRouter(
 )
 # Pods' HTTP ports (/proxy/<pod>-<port>/ and <pod>-<port>.PROXY_DOMAIN) bypass Django: streamed.
 application = ProxyRouter(application)
+# Serverless long-polls (job-take, job-stop, a held /runsync) wait as coroutines, not threads.
+application = ServerlessRouter(application)

@@ -56,7 +56,7 @@ def read_json(request: HttpRequest, limit: int):
         raise PayloadTooLarge(too_large_message(limit))
     try:
         return json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ParseError("The body is not valid JSON.") from None
 
 

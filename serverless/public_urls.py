@@ -4,7 +4,7 @@ are served by serverless.asgi in front of Django."""
 
 from django.urls import path
 
-from serverless import api
+from serverless import api, protocol
 
 urlpatterns = [
     path("v2/<str:endpoint_id>/run", api.run, name="v2-run"),
@@ -15,4 +15,15 @@ urlpatterns = [
     path("v2/<str:endpoint_id>/retry/<str:job_id>", api.retry, name="v2-retry"),
     path("v2/<str:endpoint_id>/purge-queue", api.purge_queue, name="v2-purge-queue"),
     path("v2/<str:endpoint_id>/health", api.health, name="v2-health"),
+    path(
+        "v2/<str:endpoint_id>/job-done/<str:worker_id>/<str:job_id>",
+        protocol.job_done,
+        name="v2-job-done",
+    ),
+    path(
+        "v2/<str:endpoint_id>/job-stream/<str:worker_id>/<str:job_id>",
+        protocol.job_stream,
+        name="v2-job-stream",
+    ),
+    path("v2/<str:endpoint_id>/ping/<str:worker_id>", protocol.ping, name="v2-ping"),
 ]

@@ -44,6 +44,22 @@ class JobError(Exception):
         self.status = status
 
 
+def has_nul(value) -> bool:
+    """PostgreSQL stores no NUL character in text or jsonb (it is an error, not a string).
+    Iterative: hostile JSON may nest as deep as the parser allows."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str) and "\x00" in item:
+            return True
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
 def _person(actor) -> User | None:
     return actor if isinstance(actor, User) else None
 
@@ -105,6 +121,8 @@ def _execution_timeout(endpoint: Endpoint, policy) -> int:
 def _job_values(endpoint: Endpoint, payload) -> dict:
     if not isinstance(payload, dict) or "input" not in payload:
         raise JobError('The body is a JSON object with an "input" key.')
+    if has_nul(payload):
+        raise JobError("The body contains a NUL character (\\u0000), which cannot be stored.")
     webhook = payload.get("webhook") or ""
     if not isinstance(webhook, str) or len(webhook) > 2000:
         raise JobError("webhook is a URL of at most 2000 characters.")
@@ -353,8 +371,10 @@ def record_result(*, worker: Worker, job_id: str, body) -> Job | None:
     """A job-done POST: `error` means FAILED, else COMPLETED with `output`; a
     `"status": "IN_PROGRESS"` body is a progress update. Repeats (the SDK retries) and late
     progress updates for a finished job change nothing."""
-    if not isinstance(body, dict):
+    if not isinstance(body, dict) or "\x00" in job_id:
         return None
+    if has_nul(body):
+        body = {"error": "The worker's result contained a NUL character, which cannot be stored."}
     job = (
         Job.objects.select_for_update()
         .filter(public_id=job_id, worker=worker, status=Job.Status.IN_PROGRESS)
@@ -388,7 +408,7 @@ def _after_job(worker: Worker, now) -> None:
 @transaction.atomic
 def add_stream_chunk(*, worker: Worker, job_id: str, body) -> bool:
     """A job-stream POST `{"output": chunk}` for a running job of this worker."""
-    if not isinstance(body, dict):
+    if not isinstance(body, dict) or "\x00" in job_id or has_nul(body):
         return False
     job = Job.objects.filter(public_id=job_id, worker=worker, status=Job.Status.IN_PROGRESS).first()
     if job is None:
@@ -401,9 +421,11 @@ def heartbeat(*, worker: Worker, job_ids: list[str], version: str, unhealthy: st
     """A ping: the worker is alive and runs `job_ids`; `status=unhealthy` reports a failed
     start-up check (the worker exits next)."""
     now = timezone.now()
-    changes = {"in_flight": job_ids[:100], "sdk_version": version[:32]}
+    job_ids = [job_id.replace("\x00", "")[:64] for job_id in job_ids[:100]]
+    changes = {"in_flight": job_ids, "sdk_version": version.replace("\x00", "")[:32]}
     if unhealthy:
-        changes.update(state=Worker.State.UNHEALTHY, unhealthy_reason=unhealthy[:300])
+        reason = unhealthy.replace("\x00", "")[:300]
+        changes.update(state=Worker.State.UNHEALTHY, unhealthy_reason=reason)
     with transaction.atomic():
         _seen(worker, now, **changes)
 

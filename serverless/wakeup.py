@@ -49,7 +49,8 @@ class Listener:
     """The loop's one pattern subscription, fanning messages out to asyncio events."""
 
     def __init__(self) -> None:
-        self.waiting: dict[str, set[asyncio.Event]] = defaultdict(set)
+        # Per channel, the waiters' events in arrival order (a dict keeps insertion order).
+        self.waiting: dict[str, dict[asyncio.Event, None]] = defaultdict(dict)
         self.ready = asyncio.Event()
         self.task = asyncio.get_running_loop().create_task(self._run())
 
@@ -68,11 +69,18 @@ class Listener:
             self.ready.set()
             async for message in pubsub.listen():
                 if message["type"] == "pmessage":
-                    self._wake(message["channel"].decode())
+                    self.wake(message["channel"].decode())
 
-    def _wake(self, channel: str) -> None:
-        for event in self.waiting.get(channel, ()):
+    def wake(self, channel: str) -> None:
+        """One queued job wakes one waiting job-take (the longest waiting that is not awake
+        yet), not the whole herd; other channels wake every waiter."""
+        waiting = self.waiting.get(channel, {})
+        events = [event for event in waiting if not event.is_set()]
+        if channel.startswith(f"{PREFIX}jobs:"):
+            events = events[:1]
+        for event in events:
             event.set()
+            waiting[event] = waiting.pop(event)  # to the back: the next job wakes another
 
 
 def _listener() -> Listener:
@@ -92,7 +100,7 @@ async def subscription(channel: str):
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(listener.ready.wait(), 2)
     event = asyncio.Event()
-    listener.waiting[channel].add(event)
+    listener.waiting[channel][event] = None
 
     async def wait(timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -102,6 +110,8 @@ async def subscription(channel: str):
     try:
         yield wait
     finally:
-        listener.waiting[channel].discard(event)
+        listener.waiting[channel].pop(event, None)
         if not listener.waiting[channel]:
             del listener.waiting[channel]
+        elif event.is_set():
+            listener.wake(channel)  # a wake this waiter leaves unused goes to another

@@ -283,3 +283,11 @@ def test_streamed_chunks_go_with_a_retried_job(endpoint):
     services.record_result(worker=worker, job_id=job.public_id, body={"error": "x"})
     services.retry_job(actor=None, job=job)
     assert not JobChunk.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "raw", ['{"input": "a\\u0000b"}', '{"input": ' + "[" * 100_000 + "]" * 100_000 + "}"]
+)
+def test_hostile_json_is_a_400_not_a_500(api, endpoint, raw):
+    response = api.post(f"/v2/{endpoint.public_id}/run", raw, content_type="application/json")
+    assert response.status_code == 400 and not Job.objects.exists()

@@ -1,0 +1,148 @@
+"""A serverless worker runs the customer's code: everything it sends is attacker input. It
+may only report on jobs handed to it, with its own secret, on its own endpoint."""
+
+import json
+
+import pytest
+from django.test import Client
+
+from serverless import services
+from serverless.models import Job
+from teams.services import create_api_key
+from tests.serverless.factories import a_worker, an_endpoint
+
+pytestmark = pytest.mark.django_db
+FORM = "application/x-www-form-urlencoded"
+
+
+def post(url: str, body, secret: str):
+    return Client().post(url, json.dumps(body), content_type=FORM, HTTP_AUTHORIZATION=secret)
+
+
+@pytest.fixture
+def setting(team, charlie):
+    """Acme's endpoint with a running job on its worker; charlie's endpoint and worker."""
+    mine = an_endpoint(team)
+    worker, secret = a_worker(mine)
+    job = services.submit_job(actor=None, endpoint=mine, payload={"input": {"secret": "acme"}})
+    services.claim_jobs(worker=worker, count=1)
+    theirs = an_endpoint(charlie.memberships.get().team)
+    other_worker, other_secret = a_worker(theirs)
+    return mine, worker, secret, job, theirs, other_worker, other_secret
+
+
+def test_a_wrong_secret_is_a_401_and_changes_nothing(setting):
+    mine, worker, secret, job, *_ = setting
+    url = f"/v2/{mine.public_id}/job-done/{worker.public_id}/{job.public_id}"
+    for wrong in ("", "rpw_guess", secret + "x", f"Bearer {secret}x", "rpa_notakey"):
+        assert post(url, {"output": "forged"}, wrong).status_code == 401
+    job.refresh_from_db()
+    assert job.status == "IN_PROGRESS"
+
+
+def test_another_endpoints_worker_cannot_report_on_my_job(setting):
+    mine, worker, secret, job, theirs, other_worker, other_secret = setting
+    forged = [
+        f"/v2/{mine.public_id}/job-done/{other_worker.public_id}/{job.public_id}",
+        f"/v2/{theirs.public_id}/job-done/{other_worker.public_id}/{job.public_id}",
+        f"/v2/{theirs.public_id}/job-stream/{other_worker.public_id}/{job.public_id}",
+    ]
+    answers = [post(url, {"output": "forged"}, other_secret) for url in forged]
+    assert [a.status_code for a in answers] == [401, 200, 200]
+    assert answers[1].json() == answers[2].json() == {"accepted": False}
+    job.refresh_from_db()
+    assert (job.status, job.output, job.chunks.count()) == ("IN_PROGRESS", None, 0)
+
+
+def test_a_worker_cannot_finish_a_job_of_another_worker_of_the_same_endpoint(setting):
+    mine, worker, secret, job, *_ = setting
+    sibling, sibling_secret = a_worker(mine)
+    url = f"/v2/{mine.public_id}/job-done/{sibling.public_id}/{job.public_id}"
+    assert post(url, {"output": "stolen"}, sibling_secret).json() == {"accepted": False}
+    job.refresh_from_db()
+    assert job.status == "IN_PROGRESS"
+
+
+def test_an_api_key_of_the_team_is_not_a_worker_secret(setting, team, alice):
+    mine, worker, _, job, *_ = setting
+    _, key = create_api_key(team=team, actor=alice, name="k", permission="read_write")
+    url = f"/v2/{mine.public_id}/job-done/{worker.public_id}/{job.public_id}"
+    assert post(url, {"output": "x"}, key).status_code == 401
+
+
+def test_a_stopped_workers_secret_is_refused(setting):
+    mine, worker, secret, job, *_ = setting
+    worker.state = "stopped"
+    worker.save()
+    url = f"/v2/{mine.public_id}/ping/{worker.public_id}"
+    assert Client().get(url, HTTP_AUTHORIZATION=secret).status_code == 401
+
+
+def test_the_secret_is_stored_hashed(setting):
+    _, worker, secret, *_ = setting
+    worker.refresh_from_db()
+    assert (
+        secret.startswith("rpw_")
+        and secret not in worker.secret_hash
+        and len(worker.secret_hash) == 64
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        b"\xff\xfe",
+        "[1, 2]",
+        "null",
+        '"text"',
+        '{"output": ' * 50 + "1" + "}" * 50,
+        '{"output": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    ],
+)
+def test_hostile_bodies_are_refused_or_ignored_never_a_500(setting, body):
+    mine, worker, secret, job, *_ = setting
+    url = f"/v2/{mine.public_id}/job-done/{worker.public_id}/{job.public_id}"
+    response = Client().post(url, body, content_type=FORM, HTTP_AUTHORIZATION=secret)
+    assert response.status_code in (200, 400)
+
+
+def test_a_result_over_20_mb_is_a_413(setting):
+    mine, worker, secret, job, *_ = setting
+    url = f"/v2/{mine.public_id}/job-done/{worker.public_id}/{job.public_id}"
+    response = post(url, {"output": "x" * (20 * 1024 * 1024)}, secret)
+    assert response.status_code == 413
+    job.refresh_from_db()
+    assert job.status == "IN_PROGRESS"
+
+
+def test_nul_bytes_and_odd_ids_are_refusals(setting):
+    mine, worker, secret, job, *_ = setting
+    for path in (
+        f"/v2/{mine.public_id}%00/ping/{worker.public_id}",
+        f"/v2/{mine.public_id}/ping/{worker.public_id}%00",
+        f"/v2/{mine.public_id}/job-done/{worker.public_id}/{job.public_id}%00",
+    ):
+        response = Client().post(path, "{}", content_type=FORM, HTTP_AUTHORIZATION=secret)
+        assert response.status_code in (200, 401, 404, 405)
+    job.refresh_from_db()
+    assert job.status == Job.Status.IN_PROGRESS
+
+
+def test_a_nul_character_in_a_result_fails_the_job_instead_of_a_500(setting):
+    mine, worker, secret, job, *_ = setting
+    url = f"/v2/{mine.public_id}/job-done/{worker.public_id}/{job.public_id}"
+    assert post(url, {"output": {"k\x00": "v"}}, secret).status_code == 200
+    job.refresh_from_db()
+    assert job.status == "FAILED" and "NUL" in job.error
+    ping = f"/v2/{mine.public_id}/ping/{worker.public_id}"
+    query = {"job_id": "a\x00b", "runpod_version": "1\x00", "status": "unhealthy", "reason": "\x00"}
+    assert Client().get(ping, query, HTTP_AUTHORIZATION=secret).status_code == 200
+
+
+def test_a_huge_error_is_cut(setting):
+    mine, worker, secret, job, *_ = setting
+    url = f"/v2/{mine.public_id}/job-done/{worker.public_id}/{job.public_id}"
+    post(url, {"error": "e" * 500_000}, secret)
+    job.refresh_from_db()
+    assert job.status == "FAILED" and len(job.error) == services.MAX_ERROR_CHARS
