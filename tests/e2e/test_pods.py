@@ -150,7 +150,7 @@ def test_it_deploys_watches_stops_starts_and_terminates_a_pod(console, acme, new
         "HTTP demo listening on port", timeout=15_000
     )
     port = page.locator("[data-testid=port] a").first
-    demo = new_page()
+    demo = page.context.new_page()  # the proxy link: team only, signed in through the console
     demo.goto(port.get_attribute("href"))
     expect(demo.locator("h1")).to_contain_text("Hello from pod")
     expect(page.locator("[data-testid=log-panel]")).to_contain_text('"GET / HTTP/1.1" 200')
