@@ -181,3 +181,33 @@ def public_keys(text: str | None) -> list[str]:
     """updateUserSettings' pubKey: all of a person's SSH public keys in one string, one per
     line (runpodctl separates them with blank lines)."""
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+MAX_PORT_LABEL = 40
+
+
+def _label(row: dict | None) -> tuple[int, str]:
+    row = row or {}
+    number = str(row.get("port") or "").split("/")[0]
+    name = " ".join(str(row.get("name") or "").split())
+    if not number.isdigit() or not name or len(name) > MAX_PORT_LABEL or not name.isprintable():
+        raise InputError(
+            f"portsConfig: each entry is a template port and a name of 1 to {MAX_PORT_LABEL} "
+            "characters."
+        )
+    return int(number), name
+
+
+def label_ports(ports: list[dict], config: list | None, *, old: list[dict]) -> list[dict]:
+    """saveTemplate's portsConfig as labels on the template's ports, matched by number (as
+    runpodctl and RunPod's dashboard do). Without portsConfig a port keeps its old label."""
+    if config is None:
+        labels = {row["port"]: row["label"] for row in old if row.get("label")}
+    else:
+        labels = dict(_label(row) for row in config)
+        unknown = sorted(set(labels) - {row["port"] for row in ports})
+        if unknown:
+            raise InputError(f"portsConfig: {unknown[0]} is not one of the template's ports.")
+    return [
+        {**row, "label": labels[row["port"]]} if row["port"] in labels else row for row in ports
+    ]

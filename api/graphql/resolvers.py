@@ -327,15 +327,21 @@ def resolve_save_template(_, info, input: dict | None = None) -> dict:
         template = PodTemplate.objects.filter(team=team, public_id=_id(data["id"])).first()
         if template is None:
             raise NotFound(f"Template {str(data['id'])[:40]!r} not found.")
-        form = inputs.template_form(data, instance=template)
+        values = _template_values(data, template)
         try:
-            saved = services.update_template(actor=actor, template=template, **form.values())
+            saved = services.update_template(actor=actor, template=template, **values)
         except PodError as error:
             raise InputError(str(error)) from error
     else:
-        form = inputs.template_form(data)
-        saved = services.create_template(actor=actor, team=team, **form.values())
+        saved = services.create_template(actor=actor, team=team, **_template_values(data, None))
     return wire.template(saved)
+
+
+def _template_values(data: dict, template: PodTemplate | None) -> dict:
+    values = inputs.template_form(data, instance=template).values()
+    old = template.ports if template else []
+    values["ports"] = inputs.label_ports(values["ports"], data.get("portsConfig"), old=old)
+    return values
 
 
 def _credential(team, credential_id) -> RegistryCredential:

@@ -95,7 +95,7 @@ def template(template: PodTemplate) -> dict:
         "isRunpod": template.is_official,
         "category": None,
         "portsConfig": [
-            {"port": f"{row['port']}/{row['protocol']}", "name": row["label"]}
+            {"port": str(row["port"]), "name": row["label"]}
             for row in template.ports
             if row.get("label")
         ],

@@ -80,7 +80,7 @@ def test_one_template_with_its_port_labels_and_never_another_teams_private_one(t
     query = document("podTemplate(")
     found = gql(query, secret, {"id": templates["own"].public_id})["data"]["podTemplate"]
     assert found["ports"] == "8888/http" and found["isRunpod"] is False
-    assert found["portsConfig"] == [{"port": "8888/http", "name": "Jupyter"}]
+    assert found["portsConfig"] == [{"port": "8888", "name": "Jupyter"}]
     result = gql(query, secret, {"id": templates["private"].public_id})
     assert error_code(result) == "NOT_FOUND" and result["data"]["podTemplate"] is None
     assert error_code(gql(query, secret, {"id": "a\x00b"})) == "NOT_FOUND"
@@ -243,3 +243,49 @@ def test_runpodctl_user_and_create_pod_with_its_variables(parts, team, alice, se
     created = result["data"]["podFindAndDeployOnDemand"]
     assert created["env"] == ["A=1"] and created["machine"]["location"] == "EU-RO-1"
     assert Pod.objects.get(public_id=created["id"]).team == team
+
+
+def label_input(template: PodTemplate, labels: list | None) -> dict:
+    """UpdateTemplatePortLabels' input as runpodctl builds it from myself.podTemplates."""
+    value = {
+        "id": template.public_id,
+        "name": template.name,
+        "imageName": template.image,
+        "containerDiskInGb": template.container_disk_gb,
+        "containerRegistryAuthId": "",
+        "dockerArgs": "",
+        "env": [],
+        "ports": "8888/http,22/tcp",
+        "volumeInGb": template.volume_gb,
+        "isPublic": False,
+        "isServerless": False,
+        "startJupyter": False,
+        "startSsh": True,
+        "advancedStart": False,
+        "readme": "",
+        "volumeMountPath": template.volume_mount_path,
+    }
+    if labels is not None:
+        value["portsConfig"] = labels
+    return {"input": value}
+
+
+def test_runpodctl_labels_a_templates_ports(team, alice, secret):
+    template = PodTemplate.objects.create(team=team, name="Lab", image="ubuntu")
+    query = document("UpdateTemplatePortLabels")
+    labels = [{"port": "8888", "name": "Jupyter Lab"}]
+    assert "errors" not in gql(query, secret, label_input(template, labels))
+    template.refresh_from_db()
+    assert template.ports == [
+        {"port": 8888, "protocol": "http", "label": "Jupyter Lab"},
+        {"port": 22, "protocol": "tcp"},
+    ]
+    assert "errors" not in gql(query, secret, label_input(template, None))
+    template.refresh_from_db()
+    assert template.port_label(8888) == "Jupyter Lab"  # kept when portsConfig is absent
+    for bad in ([{"port": "9999", "name": "x"}], [{"port": "8888", "name": " "}]):
+        result = gql(query, secret, label_input(template, bad))
+        assert error_code(result) == "BAD_USER_INPUT", result
+    template.refresh_from_db()
+    assert template.port_label(8888) == "Jupyter Lab"
+    assert AuditEvent.objects.filter(action="template.updated").count() == 2
