@@ -75,6 +75,11 @@ class BillingAccount(models.Model):
     # Since when the team has been short of funds (pods.funds): its e-mail and audit row are
     # sent once per episode, which ends when the balance covers what the team holds again.
     low_funds_since = models.DateTimeField(null=True, blank=True)
+    # Usage roll-up (billing.usage): the team's resources are charged into `balance` up to this
+    # minute (the per-minute watermark), and `usage_accrued` is the part of those charges not
+    # yet posted as ledger rows (the open hour): balance = sum(ledger) + usage_accrued.
+    usage_metered_until = models.DateTimeField(null=True, blank=True)
+    usage_accrued = money_field(default=ZERO)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -138,6 +143,11 @@ class LedgerEntry(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # A rolled-up usage row (billing.usage): the minutes [period_start, period_end) it covers,
+    # of which `minutes` were billed at its kind's rate (compute: minutes the pod ran).
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    minutes = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = LedgerEntryQuerySet.as_manager()

@@ -1,26 +1,51 @@
-"""Set-based usage charges: the bulk write path into the ledger, for metering ticks.
+"""Usage rolls up: balances move every minute, the ledger grows per resource and hour.
 
-A per-minute tick for 100,000 running pods cannot call `post_entry` 200,000 times (about 140 s
-on this project's machines, ENVIRONMENT.md); it writes every charge of a batch in a handful of
-statements instead, with the same guarantees as `post_entry`: one row per idempotency key, the
-balance moved in the same transaction under the account row locks, balance = sum(entries).
+Design (issue 12). Billing knows nothing of pods; pods.metering computes amounts in SQL and
+hands them here as SELECTs. Two kinds of write, both set-based and inside the caller's
+transaction, under the account row locks (taken in id order, so writers cannot deadlock):
+
+- a **charge** moves money into balances now: `balance += charge`, and the same amount into
+  `BillingAccount.usage_accrued` (charged, not posted yet). The per-minute tick is one charge
+  per batch of teams, an aggregate over what runs, so its writes scale with teams: one UPDATE
+  of the accounts (balance, accrued, and the team's watermark `usage_metered_until`, the
+  per-minute idempotency mark, moved by the same transaction) whatever the number of pods;
+- a **post** appends usage rows to the ledger (kind usage_compute / usage_storage, source_type
+  and source_id naming the resource, the minutes they cover in `period_start`/`period_end`
+  and in the idempotency key) whose amounts the balance already holds: `usage_accrued -= row`.
+  Rows are posted when an hour has passed (the tick closes it: one row per resource, kind and
+  hour), when a resource's rate changes (a status change, a machine going offline or back, a
+  price change: the open part is posted and the segment reopens), and when a catch-up cuts a
+  team at its low-funds line. Rows of $0 are never written.
+
+So at any moment, for every team: balance = sum(ledger entries) + usage_accrued, and
+usage_accrued = the sum of the open accruals, which the registered providers compute from the
+resources themselves (pods: each open segment's minutes up to the watermark at the rates it
+was opened with). `check_ledger` proves both equalities, mid-hour included. Ledger rows are
+never edited or deleted; money history is append-only. A row key posted twice is a conflict
+that rolls the whole batch back (UsageConflict), never a silent skip, so the books cannot
+drift.
+
+For the billing page: `open_accruals(team)` lists the current hour's line per resource and
+kind (OpenAccrual: kind, source_type, source_id, description, hour, amount so far, minutes),
+as ledger-signed amounts; the rows it will become are grouped by (source_type, source_id,
+hour) like the posted ones.
 
 Funds floor: a catch-up (the minutes a metering outage left behind) must not cost a team more
-than its funds. Given a floor per team (what low funds calls 10 minutes of runway), charges are
-applied minute by minute in order; the first minute after which the balance is below the floor
-is the last one charged for "cuttable" rows (what low funds stops: running pods). Their later
-minutes are written off (UsageWriteOff, listed for staff), never charged. Rows that low funds
-would not stop (stopped pods' volumes, network volumes) are charged in full. A batch holding one
-minute per team never cuts: that minute is the one the balance falls below the floor in, which
-is charged, as a tick running on time charges it before low funds stops the pods.
+than its funds. Given the team's floor (what low funds calls 10 minutes of runway), its
+charges are walked minute by minute in order; the first minute after which the balance is
+below the floor is the last one charged for what low funds would stop (running pods); their
+later minutes are written off (UsageWriteOff, listed for staff), never charged. What low funds
+would not stop (stopped pods' volumes, network volumes) is charged in full. A tick on time
+(one minute per team) never cuts: that minute is the one the balance falls below the floor
+in, which is charged, as low funds then stops the pods at that same tick. The floor is judged
+per batch, as the pods' charges of one team are in one batch.
 
-The floor is judged per batch: a team whose pods fall into several batches of a tick has the
-charges of the earlier batches in its balance when a later one is cut, so each batch charges at
-most one minute below the floor: the team's cuttable charges end at most one minute of their
-burn below it (what is never cut, such as network volumes, is charged as on time).
+The cut-over from per-minute rows (billing/migrations/0006_usage_rollup.py): rows posted
+before stay as they are, no balance changes, and each resource is charged on from its mark.
 """
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -32,7 +57,7 @@ from billing.money import ZERO, to_money
 from teams import audit
 from teams.models import Team
 
-# Columns the caller's SELECT must produce, in this order.
+# Columns a rows SELECT must produce, in this order (amounts negative).
 USAGE_COLUMNS = (
     "team_id",
     "amount",
@@ -41,17 +66,29 @@ USAGE_COLUMNS = (
     "source_type",
     "source_id",
     "description",
+    "period_start",
+    "period_end",
+    "minutes",
 )
-# And with a funds floor: the minute charged (a timestamp), whether low funds would stop what
-# it charges, and what to call that resource in a write-off ("Pod trainer").
-FLOOR_COLUMNS = ("minute", "cuttable", "resource")
-STAGE = "billing_usage_stage"
-FLOORS = "billing_usage_floors"
-CUTOFFS = "billing_usage_cutoffs"
+# Columns a write-off SELECT must produce (amount positive: what the minutes would have cost).
+WRITE_OFF_COLUMNS = (
+    "team_id",
+    "source_type",
+    "source_id",
+    "description",
+    "first_minute",
+    "last_minute",
+    "minutes",
+    "amount",
+)
+ROWS = "billing_usage_rows"
+CHARGES = "billing_usage_charges"
+ACCOUNTS = BillingAccount._meta.db_table
+LEDGER = LedgerEntry._meta.db_table
 
 
 class UsageConflict(Exception):
-    """Some charges of the batch were posted by someone else meanwhile; nothing was written."""
+    """Some rows of the batch were posted by someone else meanwhile; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -59,159 +96,173 @@ class UsageBatch:
     entries: int = 0
     total: Decimal = ZERO
     team_ids: tuple[int, ...] = ()
-    written_off_minutes: int = 0
-    written_off: Decimal = ZERO
 
 
-def post_usage(
+def apply_usage(
     *,
-    select_sql: str,
-    params: Sequence | dict = (),
     created_at: datetime,
-    floor_sql: str | None = None,
+    charges_sql: str | None = None,
+    rows_sql: str | None = None,
+    params: Sequence | dict = (),
 ) -> UsageBatch:
-    """Post every usage charge that `select_sql` yields (see USAGE_COLUMNS; amounts negative,
-    kinds among LedgerEntry.USAGE_KINDS) and move the balances. Charges whose key is already in
-    the ledger are skipped. Must run inside the caller's transaction, which should also hold
-    whatever makes these keys its own (the metered rows' locks); if another writer slips a key
-    in anyway, UsageConflict rolls the batch back rather than miscount a balance.
-
-    With `floor_sql` (selecting team_id, floor for the team ids in %(floor_teams)s; `params` a
-    dict), the rows also carry FLOOR_COLUMNS and charges past each team's floor are written off
-    (see the module docstring)."""
+    """Charge what `charges_sql` yields (team_id, amount: negative) into the balances and post
+    the rows `rows_sql` yields (USAGE_COLUMNS) into the ledger; see the module docstring. Must
+    run inside the caller's transaction, which should also hold what makes these amounts its
+    own (the team's watermark, the resources' rows)."""
     if not connection.in_atomic_block:
-        raise RuntimeError("post_usage must run inside transaction.atomic()")
-    cut = floor_sql is not None
+        raise RuntimeError("apply_usage must run inside transaction.atomic()")
     with connection.cursor() as cursor:
-        _stage(cursor, select_sql, params, columns=USAGE_COLUMNS + (FLOOR_COLUMNS if cut else ()))
+        _stage(cursor, charges_sql, rows_sql, params)
         team_ids = _lock_accounts(cursor)
-        minutes, written_off = (
-            _write_off_past_floor(cursor, floor_sql, params, created_at) if cut else (0, ZERO)
+        posted = _insert_rows(cursor, created_at) if rows_sql else 0
+        total = _move_balances(cursor) if team_ids else ZERO
+        cursor.execute(f"DROP TABLE {ROWS}, {CHARGES}")
+    return UsageBatch(posted, total, tuple(team_ids))
+
+
+def _stage(cursor, charges_sql: str | None, rows_sql: str | None, params) -> None:
+    cursor.execute(f"DROP TABLE IF EXISTS {ROWS}, {CHARGES}")
+    columns = ", ".join(USAGE_COLUMNS)
+    if rows_sql:
+        rows = f"SELECT {columns} FROM ({rows_sql}) AS r WHERE amount <> 0"
+        cursor.execute(f"CREATE TEMPORARY TABLE {ROWS} AS {rows}", params)
+    else:
+        cursor.execute(f"CREATE TEMPORARY TABLE {ROWS} AS SELECT {columns} FROM {LEDGER} LIMIT 0")
+    if charges_sql:
+        charges = (
+            f"SELECT team_id, SUM(amount) AS amount FROM ({charges_sql}) AS c GROUP BY team_id "
+            "HAVING SUM(amount) <> 0"
         )
-        staged, total = _staged_totals(cursor)
-        inserted = _insert_entries(cursor, created_at) if staged else 0
-        if inserted != staged:
-            raise UsageConflict(f"{staged - inserted} of {staged} charges were posted meanwhile")
-        if staged:
-            _move_balances(cursor)
-        cursor.execute(f"DROP TABLE {STAGE}")
-    return UsageBatch(inserted, total, tuple(team_ids), minutes, written_off)
-
-
-def _stage(cursor, select_sql: str, params, *, columns: tuple[str, ...]) -> None:
-    cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
-    cursor.execute(
-        f"CREATE TEMPORARY TABLE {STAGE} AS SELECT {', '.join(columns)} "
-        f"FROM ({select_sql}) AS usage_rows",
-        params,
-    )
-    # Already charged (a tick that ran before, a settlement at a status change): skip.
-    cursor.execute(
-        f"DELETE FROM {STAGE} WHERE idempotency_key IN "
-        f"(SELECT idempotency_key FROM {LedgerEntry._meta.db_table})"
-    )
+        cursor.execute(f"CREATE TEMPORARY TABLE {CHARGES} AS {charges}", params)
+    else:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {CHARGES} AS SELECT team_id, balance AS amount "
+            f"FROM {ACCOUNTS} LIMIT 0"
+        )
 
 
 def _lock_accounts(cursor) -> list[int]:
-    """Create missing accounts, then lock every account the batch touches in id order (the
-    order every multi-account writer uses, so two ticks cannot deadlock)."""
-    cursor.execute(f"SELECT DISTINCT team_id FROM {STAGE}")
+    """Create missing accounts, then lock every account the batch touches in id order."""
+    cursor.execute(f"SELECT team_id FROM {ROWS} UNION SELECT team_id FROM {CHARGES}")
     team_ids = sorted(row[0] for row in cursor.fetchall())
-    if not team_ids:
-        return []
+    if team_ids:
+        ensure_accounts(team_ids)
+        lock_accounts(team_ids)
+    return team_ids
+
+
+def ensure_accounts(team_ids: Sequence[int]) -> None:
     existing = set(
         BillingAccount.objects.filter(team_id__in=team_ids).values_list("team_id", flat=True)
     )
     missing = [BillingAccount(team_id=team_id) for team_id in team_ids if team_id not in existing]
     BillingAccount.objects.bulk_create(missing, ignore_conflicts=True)
+
+
+def lock_accounts(team_ids: Sequence[int]) -> None:
     list(
         BillingAccount.objects.select_for_update()
         .filter(team_id__in=team_ids)
         .order_by("id")
         .values_list("id", flat=True)
     )
-    return team_ids
 
 
-def _write_off_past_floor(
-    cursor, floor_sql: str, params: dict, created_at: datetime
+def _public_id_sql() -> str:
+    """Usage rows get sequential public ids ("u" + 13 hex digits of a counter): random ones
+    would collide at hundreds of millions of rows."""
+    return f"'u' || lpad(to_hex(nextval('{LEDGER}_usage_seq')), 13, '0')"
+
+
+def _insert_rows(cursor, created_at: datetime) -> int:
+    """Append the staged rows; their amounts are in the balance already (charged by this batch
+    or an earlier one), so balance_after is the balance after this batch's charges."""
+    cursor.execute(f"SELECT COUNT(*) FROM {ROWS}")
+    staged = cursor.fetchone()[0]
+    if not staged:
+        return 0
+    cursor.execute(
+        f"""
+        INSERT INTO {LEDGER} (public_id, team_id, amount, balance_after, kind, idempotency_key,
+                              source_type, source_id, description, period_start, period_end,
+                              minutes, created_at)
+        SELECT {_public_id_sql()}, r.team_id, r.amount, a.balance + COALESCE(c.amount, 0),
+               r.kind, r.idempotency_key, r.source_type, r.source_id, r.description,
+               r.period_start, r.period_end, r.minutes, %s
+        FROM {ROWS} r JOIN {ACCOUNTS} a ON a.team_id = r.team_id
+        LEFT JOIN {CHARGES} c ON c.team_id = r.team_id
+        ORDER BY r.team_id, r.period_start, r.idempotency_key
+        ON CONFLICT (idempotency_key) DO NOTHING
+        """,
+        [created_at],
+    )
+    if cursor.rowcount != staged:
+        raise UsageConflict(f"{staged - cursor.rowcount} of {staged} rows were posted meanwhile")
+    return staged
+
+
+def _move_balances(cursor) -> Decimal:
+    """balance += charged; usage_accrued += charged - posted. Returns the total charged."""
+    cursor.execute(
+        f"""
+        UPDATE {ACCOUNTS} a SET balance = a.balance + t.charged,
+               usage_accrued = a.usage_accrued + t.charged - t.posted
+        FROM (SELECT team_id, SUM(charged) AS charged, SUM(posted) AS posted FROM (
+                  SELECT team_id, amount AS charged, 0 AS posted FROM {CHARGES}
+                  UNION ALL SELECT team_id, 0, amount FROM {ROWS}) AS m
+              GROUP BY team_id) AS t
+        WHERE a.team_id = t.team_id
+        """
+    )
+    cursor.execute(f"SELECT COALESCE(SUM(amount), 0) FROM {CHARGES}")
+    return to_money(cursor.fetchone()[0])
+
+
+def move_watermarks(team_ids: Sequence[int], until: datetime) -> None:
+    """The teams' usage is in their balances up to `until` (same transaction as the charge)."""
+    BillingAccount.objects.filter(team_id__in=team_ids).update(usage_metered_until=until)
+
+
+def claim_accounts(*, until: datetime, after: int, size: int) -> list[tuple[int, int]]:
+    """Lock the next `size` accounts (id order, after id `after`) whose usage is not charged
+    up to `until`, skipping those another tick or a settlement holds. (account id, team id)."""
+    rows = BillingAccount.objects.filter(pk__gt=after).exclude(usage_metered_until__gte=until)
+    rows = rows.order_by("pk").select_for_update(skip_locked=True)
+    return list(rows.values_list("pk", "team_id")[:size])
+
+
+# Write-offs --------------------------------------------------------------------------------
+
+
+def write_off(
+    *, select_sql: str, params: Sequence | dict, created_at: datetime
 ) -> tuple[int, Decimal]:
-    """Find each team's last chargeable minute (the first one after which its balance, read
-    under the account locks, is below its floor); move the cuttable rows after it out of the
-    stage into write-offs. Returns the minutes and the amount written off."""
-    teams = _teams_that_could_cut(cursor)
-    if not teams:
-        return 0, ZERO
-    cursor.execute(f"DROP TABLE IF EXISTS {FLOORS}")
-    cursor.execute(
-        f"CREATE TEMPORARY TABLE {FLOORS} AS {floor_sql}", {**params, "floor_teams": teams}
-    )
-    _find_cutoffs(cursor)
-    cursor.execute(_WRITE_OFF_SQL, [created_at])
-    written = cursor.fetchall()
-    cursor.execute(
-        f"DELETE FROM {STAGE} s USING {CUTOFFS} c "
-        "WHERE c.team_id = s.team_id AND s.cuttable AND s.minute > c.last_charged"
-    )
-    cursor.execute(f"DROP TABLE {FLOORS}, {CUTOFFS}")
+    """Record what `select_sql` yields (WRITE_OFF_COLUMNS) as usage never charged; the key
+    (resource and first minute) makes a repeated write-off impossible. Returns the minutes
+    and the amount written off, and audits one row per team."""
+    columns = ", ".join(WRITE_OFF_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {UsageWriteOff._meta.db_table} ({columns}, idempotency_key, created_at)
+            SELECT {columns}, source_type || ':' || source_id || ':write_off:'
+                   || to_char(first_minute AT TIME ZONE 'UTC', 'YYYYMMDDHH24MI'), %(created_at)s
+            FROM ({select_sql}) AS w WHERE minutes > 0
+            ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING team_id, minutes, amount, description
+            """,
+            {**params, "created_at": created_at},
+        )
+        written = cursor.fetchall()
     _audit_write_offs(written)
     return sum(row[1] for row in written), to_money(sum((row[2] for row in written), ZERO))
 
 
-def _teams_that_could_cut(cursor) -> list[int]:
-    """Only a team with cuttable rows after its first staged minute can have any cut (a tick
-    on time stages one minute and skips the rest of this)."""
-    cursor.execute(
-        f"SELECT team_id FROM {STAGE} GROUP BY team_id "
-        "HAVING MAX(minute) FILTER (WHERE cuttable) > MIN(minute)"
-    )
-    return [row[0] for row in cursor.fetchall()]
-
-
-def _find_cutoffs(cursor) -> None:
-    accounts = BillingAccount._meta.db_table
-    cursor.execute(f"DROP TABLE IF EXISTS {CUTOFFS}")
-    cursor.execute(
-        f"""
-        CREATE TEMPORARY TABLE {CUTOFFS} AS
-        SELECT team_id, MIN(minute) AS last_charged FROM (
-            SELECT m.team_id, m.minute, f.floor,
-                   a.balance + SUM(m.amount) OVER (PARTITION BY m.team_id ORDER BY m.minute)
-                       AS balance_after
-            FROM (SELECT team_id, minute, SUM(amount) AS amount FROM {STAGE}
-                  GROUP BY team_id, minute) AS m
-            JOIN {FLOORS} f ON f.team_id = m.team_id
-            JOIN {accounts} a ON a.team_id = m.team_id
-        ) AS path
-        WHERE balance_after < floor
-        GROUP BY team_id
-        """
-    )
-
-
-# One row per resource: its minutes after the team's last charged one, at what they would
-# have cost. The key (resource and first minute) makes a repeated write-off impossible.
-_WRITE_OFF_SQL = f"""
-    INSERT INTO {UsageWriteOff._meta.db_table} (team_id, source_type, source_id, description,
-        first_minute, last_minute, minutes, amount, idempotency_key, created_at)
-    SELECT s.team_id, s.source_type, s.source_id, MIN(s.resource), MIN(s.minute),
-           MAX(s.minute), COUNT(DISTINCT s.minute), -SUM(s.amount),
-           s.source_type || ':' || s.source_id || ':write_off:'
-               || to_char(MIN(s.minute) AT TIME ZONE 'UTC', 'YYYYMMDDHH24MI'),
-           %s
-    FROM {STAGE} s JOIN {CUTOFFS} c ON c.team_id = s.team_id
-    WHERE s.cuttable AND s.minute > c.last_charged
-    GROUP BY s.team_id, s.source_type, s.source_id
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING team_id, minutes, amount, description
-"""
-
-
 def _audit_write_offs(written: list[tuple]) -> None:
     """One audit row per team and batch (a catch-up after a long outage is rare)."""
-    by_team: dict[int, list[tuple]] = {}
+    by_team: dict[int, list[tuple]] = defaultdict(list)
     for row in written:
-        by_team.setdefault(row[0], []).append(row)
+        by_team[row[0]].append(row)
     for team in Team.objects.filter(pk__in=by_team).order_by("pk"):
         rows = by_team[team.pk]
         audit.record(
@@ -229,49 +280,54 @@ def _audit_write_offs(written: list[tuple]) -> None:
         )
 
 
-def _staged_totals(cursor) -> tuple[int, Decimal]:
-    cursor.execute(f"SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM {STAGE}")
-    count, total = cursor.fetchone()
-    return count, to_money(total)
+# Open accruals -----------------------------------------------------------------------------
 
 
-def _public_id_sql() -> str:
-    """Usage rows get sequential public ids ("u" + 13 hex digits of a counter): random ones
-    would collide at hundreds of millions of rows."""
-    table = LedgerEntry._meta.db_table
-    return f"'u' || lpad(to_hex(nextval('{table}_usage_seq')), 13, '0')"
+@dataclass(frozen=True)
+class OpenAccrual:
+    """What a resource has been charged in its open hour, not posted yet (amount negative,
+    as the ledger row it becomes)."""
+
+    kind: str
+    source_type: str
+    source_id: str
+    description: str
+    hour: datetime
+    amount: Decimal
+    minutes: int
 
 
-def _insert_entries(cursor, created_at: datetime) -> int:
-    ledger = LedgerEntry._meta.db_table
-    accounts = BillingAccount._meta.db_table
-    cursor.execute(
-        f"""
-        INSERT INTO {ledger} (public_id, team_id, amount, balance_after, kind, idempotency_key,
-                              source_type, source_id, description, created_at)
-        SELECT {_public_id_sql()}, s.team_id, s.amount,
-               a.balance + SUM(s.amount) OVER (
-                   PARTITION BY s.team_id ORDER BY s.idempotency_key
-                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
-               s.kind, s.idempotency_key, s.source_type, s.source_id, s.description, %s
-        FROM {STAGE} s JOIN {accounts} a ON a.team_id = s.team_id
-        WHERE true
-        ON CONFLICT (idempotency_key) DO NOTHING
-        """,
-        [created_at],
-    )
-    return cursor.rowcount
+@dataclass(frozen=True)
+class AccrualProvider:
+    # {team id: sum of open accruals} for every team (check_ledger).
+    totals: Callable[[], dict[int, Decimal]]
+    # The open accrual lines of one team.
+    lines: Callable[[Team], list[OpenAccrual]]
 
 
-def _move_balances(cursor) -> None:
-    accounts = BillingAccount._meta.db_table
-    cursor.execute(
-        f"""
-        UPDATE {accounts} SET balance = {accounts}.balance + totals.total
-        FROM (SELECT team_id, SUM(amount) AS total FROM {STAGE} GROUP BY team_id) AS totals
-        WHERE {accounts}.team_id = totals.team_id
-        """
-    )
+ACCRUAL_PROVIDERS: list[AccrualProvider] = []
+
+
+def register_accrual_provider(provider: AccrualProvider) -> None:
+    if provider not in ACCRUAL_PROVIDERS:
+        ACCRUAL_PROVIDERS.append(provider)
+
+
+def open_accruals(team: Team) -> list[OpenAccrual]:
+    """The team's current-hour usage per resource and kind, charged but not posted yet."""
+    lines = [line for provider in ACCRUAL_PROVIDERS for line in provider.lines(team)]
+    return sorted(lines, key=lambda line: (line.hour, line.source_type, line.source_id, line.kind))
+
+
+def accrual_totals() -> dict[int, Decimal]:
+    totals: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for provider in ACCRUAL_PROVIDERS:
+        for team_id, amount in provider.totals().items():
+            totals[team_id] += to_money(amount)
+    return dict(totals)
+
+
+# Balance hooks -----------------------------------------------------------------------------
 
 
 def run_balance_hooks_on_commit(team_ids: Sequence[int]) -> None:

@@ -1,31 +1,38 @@
-"""Per-minute metering of pods and network volumes, set-based, on PostgreSQL.
+"""Metering of pods and network volumes: balances move every minute, the ledger per hour.
 
-Every whole minute a pod spends in a billable state is charged once: compute (GPU price x count
-at its cloud and pricing, its spot bid, or the CPU instance price) and storage (pod volume
-$0.10/GB-month while running and $0.20 while stopped, container disk while running), network
-volumes $0.07/GB-month under 1 TB and $0.05 from 1 TB, a month being 30 days. Each charge's
-idempotency key is `<resource>:<id>:<kind>:<minute>`.
+What is charged: every whole minute a pod spends in a billable state, compute (GPU price x
+count at its cloud and pricing, its spot bid, or the CPU instance price) and storage (pod
+volume $0.10/GB-month while running and $0.20 while stopped, container disk while running),
+network volumes $0.07/GB-month under 1 TB and $0.05 from 1 TB, a month being 30 days; nothing
+while the pod's machine is offline. Minute amounts are telescoping shares (pods.meter_sql), so
+60 minutes of $0.79/h cost exactly $0.79 and a 30-day month of a 20 GB stopped volume $4.00.
 
-How minutes are known: `metered_until` on a pod (or network volume) is the first minute not yet
-charged. A tick charges [metered_until, now) at the pod's current status, in batches of rows
-locked with SKIP LOCKED, and moves metered_until on in the same transaction. A status change
-(`change_status`) first settles the minutes before it at the old status, then skips the partial
-minute it happens in, so a minute is charged only when the whole of it was spent in one state.
-Two ticks at once split the rows between them; a tick killed halfway loses its transaction and
-the next one charges the same minutes; the keys make any overlap harmless.
+How (the design is billing.usage's): each resource has an open **segment**, from its
+`metered_until` on, opened (by the first tick that sees it) with the rates of its state then.
+The team's watermark (BillingAccount.usage_metered_until) says up to which minute the team's
+segments are in its balance. A tick claims batches of teams (SKIP LOCKED on their accounts)
+and, per batch, in one transaction:
 
-A pod that is stopping pays compute only until STOP_BILLED_FOR after the stop began (SIGKILL
-comes STOP_GRACE after SIGTERM); a stop that never completes (the halt was lost, the machine
-does not answer) is the platform's fault, so from then on the pod pays what a stopped pod pays.
+1. reopens segments whose rates changed (not opened yet, machine offline or back, a price
+   change): the part up to the watermark is posted, a new segment starts there;
+2. in a catch-up (more than a minute to charge), cuts teams at their low-funds line
+   (billing.usage: their running pods' minutes past it are written off, not charged);
+3. charges every segment from the watermark to the tick's minute in one aggregate per team
+   and moves the watermark: the only per-minute writes, one account row per team;
+4. when an hour has passed, posts each resource's hour (one row per kind) and starts its
+   segment at the new hour.
 
-Catch-up: when minutes pile up (the beat or the workers were down), a team is charged minute by
-minute only until its balance falls below the low-funds line (RUNWAY_MINUTES of its burn rate);
-its running pods' minutes after that are written off, not charged (billing.usage), and low funds
-then stops the pods as it would have on time. Settling at a status change follows the same rule.
+Two ticks at once split the teams between them; a tick killed halfway loses its transaction
+and the next one charges the same minutes; a minute is charged once because the watermark
+moves with the charge. Rows are locked with SKIP LOCKED: a pod held by a status change is
+reopened or closed by that change (or by a later tick), never waited for.
 
-Minute amounts are telescoping shares (billing.money.period_share), computed in SQL with the
-same formula: 60 consecutive minutes of $0.79/h cost exactly $0.79, a 30-day month of a 20 GB
-stopped volume exactly $4.00.
+A status change (`change_status`) first settles the resource: the minutes before it at the
+old status, as far as the team's funds reach (the catch-up rule), posted at once, then skips
+the partial minute it happens in, so a minute is charged only when the whole of it was spent
+in one state. A pod that is stopping pays compute only until STOP_BILLED_FOR after the stop
+began (SIGKILL comes STOP_GRACE after SIGTERM); a stop that never completes is the
+platform's fault, so from then on the pod pays what a stopped pod pays.
 """
 
 from __future__ import annotations
@@ -37,15 +44,30 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
+from billing import usage
 from billing.money import ZERO
-from billing.usage import post_usage, run_balance_hooks_on_commit
 from pods import pricing
-from pods.models import CpuInstanceType, GpuType, Machine, NetworkVolume, Pod
+from pods.meter_sql import (
+    COMPUTE_RATE_SQL,
+    NETWORK_VOLUME_MONTH_SQL,
+    PODS,
+    TEAMS,
+    VOLUME_GB_SQL,
+    VOLUMES,
+    amounts_sql,
+    charges_sql,
+    pieces_sql,
+    pod_tables_sql,
+    rows_sql,
+    segments_sql,
+    stale_pods_sql,
+    stale_volumes_sql,
+)
+from pods.models import NetworkVolume, Pod
 
 MINUTE = timedelta(minutes=1)
-MINUTES_PER_MONTH = 30 * 24 * 60
-BATCH_SIZE = 20_000
-MINUTES = "pods_meter_minutes"
+# Teams per batch (each batch is one transaction holding their account rows).
+BATCH_SIZE = 5_000
 # Low funds: a team whose balance covers less than this many minutes of its burn rate has its
 # pods stopped (pods.funds), and a catch-up charges its running pods no further.
 RUNWAY_MINUTES = 10
@@ -53,6 +75,21 @@ RUNWAY_MINUTES = 10
 STOP_GRACE = timedelta(seconds=5)
 # How long a stopping pod pays compute: the SIGKILL deadline plus the halt's own work.
 STOP_BILLED_FOR = STOP_GRACE + timedelta(seconds=10)
+STALE = "pods_meter_stale"
+CUT = "pods_meter_cut"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which segments of the batch's teams a step covers: SQL conditions on pods `p` and
+    network volumes `v`, with their parameters."""
+
+    pods: str = "true"
+    volumes: str = "true"
+    params: dict = field(default_factory=dict)
+
+
+EVERYTHING = Scope()
 
 
 def meter_state(status: str) -> str:
@@ -72,9 +109,14 @@ def ceil_minute(moment: datetime) -> datetime:
     return floor if floor == moment else floor + MINUTE
 
 
+def hour_of(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
 @dataclass
 class TickResult:
     until: datetime
+    teams: int = 0
     pods: int = 0
     volumes: int = 0
     entries: int = 0
@@ -83,174 +125,29 @@ class TickResult:
     written_off: Decimal = ZERO
     team_ids: set[int] = field(default_factory=set)
 
-    def add(self, batch, rows: int, *, volumes: bool = False) -> None:
-        if volumes:
-            self.volumes += rows
-        else:
-            self.pods += rows
+    def add(self, step: Step) -> None:
+        self.entries += step.entries
+        self.total += step.total
+        self.written_off_minutes += step.written_off_minutes
+        self.written_off += step.written_off
+        self.team_ids.update(step.charged_teams)
+
+
+@dataclass
+class Step:
+    """What one batch (or one settlement) wrote."""
+
+    entries: int = 0
+    total: Decimal = ZERO
+    written_off_minutes: int = 0
+    written_off: Decimal = ZERO
+    charged_teams: set[int] = field(default_factory=set)
+
+    def posted(self, batch: usage.UsageBatch) -> None:
         self.entries += batch.entries
         self.total += batch.total
-        self.written_off_minutes += batch.written_off_minutes
-        self.written_off += batch.written_off
-        self.team_ids.update(batch.team_ids)
-
-
-# Status changes ----------------------------------------------------------------------------
-
-
-def change_status(pod: Pod, status: str, reason: str = "", *, at: datetime | None = None) -> None:
-    """The one way a pod's status changes. The caller holds the pod's row lock (or owns a new
-    pod) and saves it. Minutes before the change are charged at the old status first."""
-    at = at or timezone.now()
-    if pod.pk:
-        # The tick may have moved it on since the caller loaded the pod.
-        pod.metered_until = Pod.objects.values_list("metered_until", flat=True).get(pk=pod.pk)
-    if pod.metered_until and meter_state(pod.status) != meter_state(status):
-        settle_pod(pod, at=at)
-        pod.metered_until = max(pod.metered_until, ceil_minute(at))
-    elif pod.metered_until is None:
-        pod.metered_until = ceil_minute(at)
-    pod.status = status
-    pod.status_reason = reason
-    pod.status_changed_at = at
-
-
-def settle_pod(pod: Pod, *, at: datetime) -> None:
-    """Charge the pod's whole minutes before `at` at its current (old) status, as far as its
-    team's funds reach (the catch-up rule)."""
-    until = floor_minute(at)
-    if pod.metered_until >= until:
-        return
-    with transaction.atomic():
-        batch = _charge_pods([pod.pk], since=pod.metered_until, until=until)
-        Pod.objects.filter(pk=pod.pk).update(metered_until=until)
-    pod.metered_until = until
-    run_balance_hooks_on_commit(batch.team_ids)
-
-
-def settle_network_volume(volume: NetworkVolume, *, at: datetime) -> None:
-    """Charge a network volume up to `at` (before it is deleted or resized)."""
-    until = floor_minute(at)
-    if volume.metered_until is None or volume.metered_until >= until:
-        return
-    with transaction.atomic():
-        _charge_volumes([volume.pk], since=volume.metered_until, until=until)
-        NetworkVolume.objects.filter(pk=volume.pk).update(metered_until=until)
-    volume.metered_until = until
-
-
-# The tick ----------------------------------------------------------------------------------
-
-
-def meter(*, until: datetime | None = None, batch_size: int = BATCH_SIZE) -> TickResult:
-    """Charge every pod and network volume up to the start of the current minute (or `until`)."""
-    until = floor_minute(until or timezone.now())
-    result = TickResult(until=until)
-    _start_metering_new_rows()
-    for model, charge in ((Pod, _charge_pods), (NetworkVolume, _charge_volumes)):
-        after = 0
-        while True:
-            with transaction.atomic():
-                rows = _claim_batch(model, until=until, after=after, size=batch_size)
-                if not rows:
-                    break
-                since = min(metered for _, metered in rows)
-                ids = [pk for pk, _ in rows]
-                batch = charge(ids, since=since, until=until)
-                model.objects.filter(pk__in=ids).update(metered_until=until)
-                run_balance_hooks_on_commit(batch.team_ids)
-            result.add(batch, len(ids), volumes=model is NetworkVolume)
-            after = ids[-1]
-    return result
-
-
-def _start_metering_new_rows() -> None:
-    """Rows that were never metered start at the first whole minute of their life."""
-    for model, born in ((Pod, "created_at"), (NetworkVolume, "created_at")):
-        for pk, created_at in model.objects.filter(metered_until=None).values_list("pk", born):
-            model.objects.filter(pk=pk, metered_until=None).update(
-                metered_until=ceil_minute(created_at)
-            )
-
-
-def _claim_batch(model, *, until: datetime, after: int, size: int) -> list[tuple[int, datetime]]:
-    """Lock the next batch of rows due for metering; rows another tick or a status change
-    holds are skipped (whoever holds them charges them)."""
-    rows = model.objects.filter(metered_until__lt=until, pk__gt=after).order_by("pk")
-    if model is Pod:
-        rows = rows.exclude(status=Pod.Status.TERMINATED)
-    rows = rows.select_for_update(skip_locked=True)
-    return list(rows.values_list("pk", "metered_until")[:size])
-
-
-# SQL ---------------------------------------------------------------------------------------
-
-
-def ids_condition(column: str, ids: list[int]) -> tuple[str, object]:
-    """`column` is one of `ids`: the SQL (with the named parameter %(ids)s) and its value."""
-    return f"{column} = ANY(%(ids)s)", ids
-
-
-def _create_minutes(cursor, since: datetime, until: datetime) -> None:
-    """A temporary table of the minutes in [since, until): start, label, and the indexes of
-    the minute within its hour and its 30-day month (for the telescoping shares)."""
-    cursor.execute(f"DROP TABLE IF EXISTS {MINUTES}")
-    cursor.execute(
-        f"""
-        CREATE TEMPORARY TABLE {MINUTES} AS
-        SELECT g AS start, to_char(g AT TIME ZONE 'UTC', 'YYYYMMDDHH24MI') AS label,
-               CAST(MOD(epoch_minute, 60) AS INTEGER) AS i_hour,
-               CAST(MOD(epoch_minute, {MINUTES_PER_MONTH}) AS INTEGER) AS i_month
-        FROM generate_series(%(since)s, %(last)s, interval '1 minute') AS g,
-             LATERAL (SELECT DIV(CAST(EXTRACT(EPOCH FROM g) AS BIGINT), 60) AS epoch_minute) e
-        """,
-        {"since": since, "last": until - MINUTE},
-    )
-
-
-def _share(total_sql: str, index: str, parts: int) -> str:
-    """billing.money.period_share in SQL: round(t*(i+1)/n) - round(t*i/n), 10 places."""
-    return (
-        f"(ROUND(({total_sql}) * ({index} + 1) / {parts}, 10) "
-        f"- ROUND(({total_sql}) * {index} / {parts}, 10))"
-    )
-
-
-COMPUTE_RATE_SQL = (
-    "CASE WHEN p.gpu_count > 0 AND p.gpu_type_id IS NOT NULL THEN p.gpu_count * "
-    "(CASE WHEN p.pricing = 'spot' THEN p.bid_per_gpu "
-    "WHEN p.cloud_type = 'SECURE' THEN g.secure_price ELSE g.community_price END) "
-    "WHEN p.cpu_instance_id IS NOT NULL THEN c.price ELSE 0 END"
-)
-VOLUME_GB_SQL = "(CASE WHEN p.network_volume_id IS NULL THEN p.volume_gb ELSE 0 END)"
-NETWORK_VOLUME_MONTH_SQL = (
-    "v.size_gb * (CASE WHEN v.size_gb >= %(large_from)s THEN %(large_rate)s ELSE %(rate)s END)"
-)
-# Minute `mm` of pod `p` is billed as running: the pod runs, or it is stopping and the minute
-# ends within STOP_BILLED_FOR of the stop.
-BILLED_RUNNING_SQL = (
-    "(p.status = 'running' OR (p.status = 'stopping' "
-    "AND mm.start + interval '1 minute' <= p.status_changed_at + %(stop_billed_for)s))"
-)
-
-
-def pod_tables_sql() -> str:
-    """`p` pods with `g` their GPU type and `c` their CPU instance type."""
-    pods, gpus, cpus = Pod._meta.db_table, GpuType._meta.db_table, CpuInstanceType._meta.db_table
-    return (
-        f"{pods} p LEFT JOIN {gpus} g ON g.id = p.gpu_type_id "
-        f"LEFT JOIN {cpus} c ON c.id = p.cpu_instance_id"
-    )
-
-
-def storage_month_sql(running: str) -> str:
-    """A pod's storage per month: the volume at the running or stopped rate, plus the
-    container disk while running (`running` is an SQL condition)."""
-    return (
-        f"(CASE WHEN {running} THEN {VOLUME_GB_SQL} * %(volume_running)s "
-        f"+ p.container_disk_gb * %(container_disk)s "
-        f"ELSE {VOLUME_GB_SQL} * %(volume_stopped)s END)"
-    )
+        if batch.total:
+            self.charged_teams.update(batch.team_ids)
 
 
 def price_params() -> dict:
@@ -263,6 +160,385 @@ def price_params() -> dict:
         "rate": pricing.NETWORK_VOLUME_PER_GB_MONTH,
         "stop_billed_for": STOP_BILLED_FOR,
     }
+
+
+# Status changes ----------------------------------------------------------------------------
+
+
+def change_status(pod: Pod, status: str, reason: str = "", *, at: datetime | None = None) -> None:
+    """The one way a pod's status changes. The caller holds the pod's row lock (or owns a new
+    pod) and saves it. Minutes before the change are charged at the old status first."""
+    at = at or timezone.now()
+    if pod.pk:
+        # The tick may have moved the segment on since the caller loaded the pod.
+        _reload_segment(pod)
+    if pod.metered_until and meter_state(pod.status) != meter_state(status):
+        settle_pod(pod, at=at)
+        pod.metered_until = max(pod.metered_until, ceil_minute(at))
+    elif pod.metered_until is None:
+        pod.metered_until = ceil_minute(at)
+    pod.status = status
+    pod.status_reason = reason
+    pod.status_changed_at = at
+
+
+SEGMENT_FIELDS = (
+    "metered_until",
+    "meter_compute",
+    "meter_storage_running",
+    "meter_storage_stopped",
+    "meter_running_until",
+)
+
+
+def _reload_segment(pod: Pod) -> None:
+    values = Pod.objects.values_list(*SEGMENT_FIELDS).get(pk=pod.pk)
+    for name, value in zip(SEGMENT_FIELDS, values, strict=True):
+        setattr(pod, name, value)
+
+
+def settle_pod(pod: Pod, *, at: datetime) -> None:
+    """Charge and post the pod's segment up to `at` at its current (old) status, as far as its
+    team's funds reach (the catch-up rule); the next tick opens a new segment."""
+    end = _settle(Pod, pod, at=at)
+    pod.metered_until = end
+    for name in SEGMENT_FIELDS[1:]:
+        setattr(pod, name, None)
+
+
+def settle_network_volume(volume: NetworkVolume, *, at: datetime) -> None:
+    """Charge and post a network volume up to `at` (before it is deleted or resized)."""
+    if volume.metered_until is None:
+        return
+    volume.metered_until = _settle(NetworkVolume, volume, at=at)
+    volume.meter_storage = None
+
+
+def _settle(model, resource, *, at: datetime) -> datetime:
+    until = floor_minute(at)
+    if model is Pod:
+        scope = Scope(pods="p.id = %(id)s", volumes="false", params={"id": resource.pk})
+        closed = {name: None for name in SEGMENT_FIELDS[1:]}
+    else:
+        scope = Scope(pods="false", volumes="v.id = %(id)s", params={"id": resource.pk})
+        closed = {"meter_storage": None}
+    with transaction.atomic():
+        usage.ensure_accounts([resource.team_id])
+        usage.lock_accounts([resource.team_id])
+        _create_teams([resource.team_id])
+        step = Step()
+        _reopen_stale(step, scope)
+        _cut_at_floor(step, scope, until=until)
+        _charge(step, scope, until=until)
+        _post_segments(step, scope, until=until)
+        end = model.objects.values_list("metered_until", flat=True).get(pk=resource.pk)
+        model.objects.filter(pk=resource.pk).update(**closed)
+        _drop_teams()
+    usage.run_balance_hooks_on_commit(sorted(step.charged_teams))
+    return end
+
+
+# The tick ----------------------------------------------------------------------------------
+
+
+def meter(*, until: datetime | None = None, batch_size: int = BATCH_SIZE) -> TickResult:
+    """Charge every pod and network volume up to the start of the current minute (or `until`)."""
+    until = floor_minute(until or timezone.now())
+    result = TickResult(until=until)
+    _start_metering_new_rows()
+    _create_missing_accounts()
+    after = 0
+    while True:
+        with transaction.atomic():
+            claimed = usage.claim_accounts(until=until, after=after, size=batch_size)
+            if not claimed:
+                break
+            team_ids = sorted(team_id for _, team_id in claimed)
+            step = _meter_batch(team_ids, until=until)
+            usage.run_balance_hooks_on_commit(sorted(step.charged_teams))
+        result.add(step)
+        result.teams += len(team_ids)
+        after = claimed[-1][0]
+    _count_metered(result)
+    return result
+
+
+def _meter_batch(team_ids: list[int], *, until: datetime) -> Step:
+    step = Step()
+    _create_teams(team_ids)
+    _reopen_stale(step, EVERYTHING)
+    _cut_at_floor(step, EVERYTHING, until=until)
+    _charge(step, EVERYTHING, until=until)
+    usage.move_watermarks(team_ids, until)
+    _close_hours(step, until=until)
+    _drop_teams()
+    return step
+
+
+def _count_metered(result: TickResult) -> None:
+    """How many resources the tick covered (for the command's report)."""
+    if result.teams:
+        result.pods = Pod.objects.exclude(status=Pod.Status.TERMINATED).count()
+        result.volumes = NetworkVolume.objects.count()
+
+
+def _start_metering_new_rows() -> None:
+    """Rows that were never metered start at the first whole minute of their life."""
+    for model in (Pod, NetworkVolume):
+        for pk, created_at in model.objects.filter(metered_until=None).values_list(
+            "pk", "created_at"
+        ):
+            model.objects.filter(pk=pk, metered_until=None).update(
+                metered_until=ceil_minute(created_at)
+            )
+
+
+def _create_missing_accounts() -> None:
+    """Every team with something to meter has an account (its watermark and balance)."""
+    pods = Pod.objects.exclude(status=Pod.Status.TERMINATED).filter(
+        team__billing_account__isnull=True
+    )
+    volumes = NetworkVolume.objects.filter(team__billing_account__isnull=True)
+    team_ids = set(pods.values_list("team_id", flat=True)) | set(
+        volumes.values_list("team_id", flat=True)
+    )
+    if team_ids:
+        usage.ensure_accounts(sorted(team_ids))
+
+
+def _create_teams(team_ids: list[int]) -> None:
+    """The batch's teams and their watermarks, read under the account locks."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {TEAMS}")
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {TEAMS} AS SELECT team_id, usage_metered_until AS w "
+            f"FROM {usage.ACCOUNTS} WHERE team_id = ANY(%s)",
+            [team_ids],
+        )
+        cursor.execute(f"ANALYZE {TEAMS}")
+
+
+def _drop_teams() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {TEAMS}")
+
+
+# 1. Reopening segments whose rates changed ------------------------------------------------
+
+
+def _reopen_stale(step: Step, scope: Scope) -> None:
+    """Post each stale segment up to the watermark (at the rates it had) and reopen it there
+    at the current rates."""
+    params = {**price_params(), **scope.params}
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {STALE}, {STALE}_v")
+        cursor.execute(f"CREATE TEMPORARY TABLE {STALE} AS {stale_pods_sql(scope.pods)}", params)
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {STALE}_v AS {stale_volumes_sql(scope.volumes)}", params
+        )
+        _skip_locked(cursor, STALE, PODS)
+        _skip_locked(cursor, f"{STALE}_v", VOLUMES)
+    segments = segments_sql(
+        pods=f"p.id IN (SELECT id FROM {STALE})", volumes=f"v.id IN (SELECT id FROM {STALE}_v)"
+    )
+    pieces = pieces_sql(segments, "x.seg", "GREATEST(x.seg, x.w)")
+    step.posted(
+        usage.apply_usage(
+            rows_sql=rows_sql(amounts_sql(pieces)), params={}, created_at=timezone.now()
+        )
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_REOPEN_PODS)
+        cursor.execute(_REOPEN_VOLUMES)
+        cursor.execute(f"DROP TABLE {STALE}, {STALE}_v")
+
+
+def _skip_locked(cursor, stage: str, table: str) -> None:
+    """Keep only the staged rows this transaction could lock (others are being settled)."""
+    cursor.execute(
+        f"DELETE FROM {stage} WHERE id NOT IN (SELECT r.id FROM {table} r "
+        f"WHERE r.id IN (SELECT id FROM {stage}) FOR UPDATE SKIP LOCKED)"
+    )
+
+
+_REOPEN_PODS = f"""
+    UPDATE {PODS} p SET meter_compute = s.cur_c, meter_storage_running = s.cur_sr,
+        meter_storage_stopped = s.cur_ss, meter_running_until = s.cur_e,
+        metered_until = GREATEST(p.metered_until, t.w)
+    FROM {STALE} s, {TEAMS} t WHERE p.id = s.id AND t.team_id = p.team_id
+"""
+_REOPEN_VOLUMES = f"""
+    UPDATE {VOLUMES} v SET meter_storage = s.cur_sr, metered_until = GREATEST(v.metered_until, t.w)
+    FROM {STALE}_v s, {TEAMS} t WHERE v.id = s.id AND t.team_id = v.team_id
+"""
+
+
+# 2. The funds floor of a catch-up ---------------------------------------------------------
+
+_FLOOR_TEAMS = "{team_id} = ANY(%(floor_teams)s)"
+
+
+def _cut_at_floor(step: Step, scope: Scope, *, until: datetime) -> None:
+    """Cut the teams whose catch-up crosses their low-funds line (billing.usage): their running
+    pods are charged and posted up to the minute after which the balance is below the line,
+    the rest of their minutes up to `until` is written off, and their segments go on from
+    `until`."""
+    teams = _teams_that_could_cut(scope, until)
+    if not teams:
+        return
+    params = {**price_params(), **scope.params, "until": until, "floor_teams": teams}
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {CUT}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {CUT} AS {_cut_points_sql(scope)}", params)
+        _skip_locked(cursor, CUT, PODS)
+    cut = segments_sql(pods=f"p.id IN (SELECT id FROM {CUT})", volumes="false")
+    point = f"(SELECT k FROM {CUT} WHERE {CUT}.id = x.id)"
+    charged = pieces_sql(cut, "GREATEST(x.seg, x.w)", point)
+    posted = pieces_sql(cut, "x.seg", point)
+    step.posted(
+        usage.apply_usage(
+            charges_sql=charges_sql(amounts_sql(charged)),
+            rows_sql=rows_sql(amounts_sql(posted)),
+            params=params,
+            created_at=timezone.now(),
+        )
+    )
+    minutes, amount = usage.write_off(
+        select_sql=_write_offs_sql(pieces_sql(cut, point, "%(until)s")),
+        params=params,
+        created_at=timezone.now(),
+    )
+    step.written_off_minutes += minutes
+    step.written_off += amount
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {PODS} SET metered_until = %s WHERE id IN (SELECT id FROM {CUT})", [until]
+        )
+        cursor.execute(f"DROP TABLE {CUT}")
+
+
+def _teams_that_could_cut(scope: Scope, until: datetime) -> list[int]:
+    """Only a team with a running pod that has more than a minute to charge can be cut (a
+    tick on time skips the rest of this)."""
+    segments = segments_sql(pods=scope.pods, volumes="false")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT x.team_id FROM ({segments}) AS x WHERE x.cuttable "
+            "AND x.c + x.sr > 0 AND %(until)s - GREATEST(x.seg, x.w) > interval '1 minute'",
+            {**scope.params, "until": until},
+        )
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def _cut_points_sql(scope: Scope) -> str:
+    """(id, team_id, k) for each running pod of a team whose balance, charged minute by minute
+    in order (everything of the team in the batch), first falls below its floor at minute
+    `last`: its minutes from k = last + 1 minute on are not charged."""
+    teams = "p.team_id = ANY(%(floor_teams)s)"
+    volumes = "v.team_id = ANY(%(floor_teams)s)"
+    segments = segments_sql(
+        pods=f"{scope.pods} AND {teams}", volumes=f"{scope.volumes} AND {volumes}"
+    )
+    minutes = pieces_sql(segments, "GREATEST(x.seg, x.w)", "%(until)s", step="minute")
+    floors = (
+        f"SELECT team_id, {funds_floor_sql('per_hour')} AS floor "
+        f"FROM ({team_burn_sql(_FLOOR_TEAMS)}) AS burn"
+    )
+    return f"""
+        WITH path AS (
+            SELECT a.team_id, a.pa AS minute, SUM(a.compute + a.storage) AS cost
+            FROM ({amounts_sql(minutes)}) AS a GROUP BY a.team_id, a.pa
+        ), cutoffs AS (
+            SELECT team_id, MIN(minute) + interval '1 minute' AS k FROM (
+                SELECT path.team_id, path.minute, f.floor,
+                       acc.balance - SUM(path.cost) OVER (
+                           PARTITION BY path.team_id ORDER BY path.minute) AS balance_after
+                FROM path JOIN ({floors}) AS f ON f.team_id = path.team_id
+                JOIN {usage.ACCOUNTS} acc ON acc.team_id = path.team_id
+            ) AS walk
+            WHERE balance_after < floor GROUP BY team_id
+        )
+        SELECT x.id, x.team_id, GREATEST(c.k, GREATEST(x.seg, x.w)) AS k
+        FROM ({segments}) AS x JOIN cutoffs c ON c.team_id = x.team_id
+        WHERE x.source_type = 'pod' AND x.cuttable AND c.k < %(until)s
+    """
+
+
+def _write_offs_sql(pieces: str) -> str:
+    """One write-off per cut pod (billing.usage.WRITE_OFF_COLUMNS)."""
+    return f"""
+        SELECT a.team_id, a.source_type, a.source_id, MIN('Pod ' || a.name) AS description,
+               MIN(a.pa) AS first_minute, MAX(a.pb) - interval '1 minute' AS last_minute,
+               SUM(a.storage_minutes) AS minutes, SUM(a.compute + a.storage) AS amount
+        FROM ({amounts_sql(pieces)}) AS a
+        GROUP BY a.team_id, a.source_type, a.source_id HAVING SUM(a.compute + a.storage) > 0
+    """
+
+
+# 3. The charge, and 4. closing hours -------------------------------------------------------
+
+
+def _charge(step: Step, scope: Scope, *, until: datetime) -> None:
+    """Charge every segment in scope from the watermark up to `until`."""
+    segments = segments_sql(pods=scope.pods, volumes=scope.volumes)
+    charged = pieces_sql(segments, "GREATEST(x.seg, x.w)", "%(until)s")
+    step.posted(
+        usage.apply_usage(
+            charges_sql=charges_sql(amounts_sql(charged)),
+            params={**scope.params, "until": until},
+            created_at=timezone.now(),
+        )
+    )
+
+
+def _post_segments(step: Step, scope: Scope, *, until: datetime) -> None:
+    """A settlement: post the segments in scope up to where they are charged (`until`, or the
+    team's watermark if that is later) and start them there."""
+    segments = segments_sql(pods=scope.pods, volumes=scope.volumes)
+    end = "GREATEST(x.seg, x.w, %(until)s)"
+    params = {**scope.params, "until": until}
+    rows = rows_sql(amounts_sql(pieces_sql(segments, "x.seg", end)))
+    step.posted(usage.apply_usage(rows_sql=rows, params=params, created_at=timezone.now()))
+    with connection.cursor() as cursor:
+        for table, alias, condition in ((PODS, "p", scope.pods), (VOLUMES, "v", scope.volumes)):
+            cursor.execute(
+                f"UPDATE {table} {alias} SET metered_until = "
+                f"GREATEST({alias}.metered_until, t.w, %(until)s) FROM {TEAMS} t "
+                f"WHERE t.team_id = {alias}.team_id AND {condition}",
+                params,
+            )
+
+
+def _close_hours(step: Step, *, until: datetime) -> None:
+    """Post every segment of the batch that began before this hour, up to the hour, and
+    start it there: one row per resource, kind and hour."""
+    hour = hour_of(until)
+    params = {"hour": hour}
+    with connection.cursor() as cursor:
+        for table, alias in ((PODS, "p"), (VOLUMES, "v")):
+            live = "p.status <> 'terminated' AND " if alias == "p" else ""
+            cursor.execute(f"DROP TABLE IF EXISTS pods_meter_close_{alias}")
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE pods_meter_close_{alias} AS SELECT {alias}.id "
+                f"FROM {table} {alias} JOIN {TEAMS} t ON t.team_id = {alias}.team_id "
+                f"WHERE {live}{alias}.metered_until < %(hour)s "
+                f"FOR UPDATE OF {alias} SKIP LOCKED",
+                params,
+            )
+    segments = segments_sql(
+        pods="p.id IN (SELECT id FROM pods_meter_close_p)",
+        volumes="v.id IN (SELECT id FROM pods_meter_close_v)",
+    )
+    rows = rows_sql(amounts_sql(pieces_sql(segments, "x.seg", "%(hour)s")))
+    step.posted(usage.apply_usage(rows_sql=rows, params=params, created_at=timezone.now()))
+    with connection.cursor() as cursor:
+        for table, alias in ((PODS, "p"), (VOLUMES, "v")):
+            cursor.execute(
+                f"UPDATE {table} SET metered_until = %(hour)s "
+                f"WHERE id IN (SELECT id FROM pods_meter_close_{alias})",
+                params,
+            )
+            cursor.execute(f"DROP TABLE pods_meter_close_{alias}")
 
 
 # Burn rate and the low-funds line ----------------------------------------------------------
@@ -289,7 +565,7 @@ def team_burn_sql(scope: str) -> str:
     )
     volumes = (
         f"SELECT v.team_id, ROUND({NETWORK_VOLUME_MONTH_SQL} / 720, 10) "
-        f"FROM {NetworkVolume._meta.db_table} v WHERE {scope.format(team_id='v.team_id')}"
+        f"FROM {VOLUMES} v WHERE {scope.format(team_id='v.team_id')}"
     )
     return (
         f"SELECT team_id, SUM(per_hour) AS per_hour FROM ({pods} UNION ALL {volumes}) AS items "
@@ -310,76 +586,46 @@ def team_burn_rates(team_ids: list[int]) -> dict[int, Decimal]:
         return dict(cursor.fetchall())
 
 
-# Charges -----------------------------------------------------------------------------------
+# Open accruals (billing.usage.AccrualProvider) ---------------------------------------------
 
-# The funds floor of the teams a batch charges (billing.usage.post_usage's floor_sql).
-_FLOOR_TEAMS = "{team_id} = ANY(%(floor_teams)s)"
-FLOOR_SQL = (
-    f"SELECT team_id, {funds_floor_sql('per_hour')} AS floor "
-    f"FROM ({team_burn_sql(_FLOOR_TEAMS)}) AS burn"
-)
+_WATERMARKS = f"(SELECT team_id, usage_metered_until AS w FROM {usage.ACCOUNTS})"
 
 
-def _pod_charges_sql(ids_sql: str) -> str:
-    """One row per pod, minute and kind (compute, storage) with a non-zero amount, with the
-    minute and whether low funds would stop it (billing.usage.FLOOR_COLUMNS)."""
-    running = BILLED_RUNNING_SQL
-    base = (
-        f"FROM {pod_tables_sql()} JOIN {Machine._meta.db_table} m ON m.id = p.machine_id "
-        f"JOIN {MINUTES} mm ON mm.start >= p.metered_until AND mm.start < %(until)s "
-        f"WHERE {ids_sql} AND m.is_online AND p.status <> 'terminated'"
-    )
-    extra = f"mm.start AS minute, {running} AS cuttable, 'Pod ' || p.name AS resource"
-    compute = (
-        f"SELECT p.team_id, -{_share(COMPUTE_RATE_SQL, 'mm.i_hour', 60)} AS amount, "
-        "'usage_compute' AS kind, 'pod:' || p.public_id || ':compute:' || mm.label AS key, "
-        "'pod' AS source_type, p.public_id AS source_id, 'Compute, pod ' || p.name AS description, "
-        f"{extra} {base} AND {running}"
-    )
-    storage_month = storage_month_sql(running)
-    storage = (
-        f"SELECT p.team_id, -{_share(storage_month, 'mm.i_month', MINUTES_PER_MONTH)}, "
-        "'usage_storage', 'pod:' || p.public_id || ':storage:' || mm.label, "
-        f"'pod', p.public_id, 'Storage, pod ' || p.name, {extra} {base}"
-    )
-    return (
-        "SELECT team_id, amount, kind, key AS idempotency_key, source_type, source_id, "
-        "description, minute, cuttable, resource "
-        f"FROM ({compute} UNION ALL {storage}) AS charges WHERE amount <> 0"
-    )
+def _accrued_rows_sql(pods: str = "true", volumes: str = "true") -> str:
+    """What each open segment has been charged and not posted: rows up to the watermark."""
+    segments = segments_sql(_WATERMARKS, pods=pods, volumes=volumes)
+    return rows_sql(amounts_sql(pieces_sql(segments, "x.seg", "GREATEST(x.seg, x.w)")))
 
 
-def _charge_pods(ids: list[int], *, since: datetime, until: datetime):
-    condition, ids_value = ids_condition("p.id", ids)
-    params = {**price_params(), "until": until, "ids": ids_value}
+def accrual_totals() -> dict[int, Decimal]:
     with connection.cursor() as cursor:
-        _create_minutes(cursor, since, until)
-    return post_usage(
-        select_sql=_pod_charges_sql(condition),
-        params=params,
-        created_at=timezone.now(),
-        floor_sql=FLOOR_SQL,
-    )
+        cursor.execute(
+            f"SELECT team_id, SUM(amount) FROM ({_accrued_rows_sql()}) AS r GROUP BY team_id"
+        )
+        return {team_id: total for team_id, total in cursor.fetchall() if total}
 
 
-def _charge_volumes(ids: list[int], *, since: datetime, until: datetime):
-    condition, ids_value = ids_condition("v.id", ids)
-    sql = (
-        f"SELECT v.team_id, -{_share(NETWORK_VOLUME_MONTH_SQL, 'mm.i_month', MINUTES_PER_MONTH)} "
-        "AS amount, "
-        "'usage_storage' AS kind, "
-        "'network_volume:' || v.public_id || ':storage:' || mm.label AS idempotency_key, "
-        "'network_volume' AS source_type, v.public_id AS source_id, "
-        "'Network volume ' || v.name AS description "
-        f"FROM {NetworkVolume._meta.db_table} v "
-        f"JOIN {MINUTES} mm ON mm.start >= v.metered_until AND mm.start < %(until)s "
-        f"WHERE {condition}"
-    )
-    params = {**price_params(), "until": until, "ids": ids_value}
+def accrual_lines(team) -> list[usage.OpenAccrual]:
+    rows = _accrued_rows_sql("p.team_id = %(team)s", "v.team_id = %(team)s")
     with connection.cursor() as cursor:
-        _create_minutes(cursor, since, until)
-    return post_usage(
-        select_sql=f"SELECT * FROM ({sql}) AS v WHERE amount <> 0",
-        params=params,
-        created_at=timezone.now(),
-    )
+        cursor.execute(
+            f"""
+            SELECT kind, source_type, source_id, description, date_trunc('hour', period_start),
+                   SUM(amount), SUM(minutes)
+            FROM ({rows}) AS r WHERE amount <> 0
+            GROUP BY kind, source_type, source_id, description, date_trunc('hour', period_start)
+            """,
+            {"team": team.pk},
+        )
+        return [usage.OpenAccrual(*row) for row in cursor.fetchall()]
+
+
+ACCRUALS = usage.AccrualProvider(totals=accrual_totals, lines=accrual_lines)
+
+
+def pod_accrued(pod: Pod) -> dict[str, Decimal]:
+    """{kind: amount} the pod has been charged in its open segment and not posted yet."""
+    rows = _accrued_rows_sql("p.id = %(id)s", "false")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT kind, SUM(amount) FROM ({rows}) AS r GROUP BY kind", {"id": pod.pk})
+        return dict(cursor.fetchall())

@@ -230,8 +230,10 @@ class NetworkVolume(models.Model):
     size_gb = models.PositiveIntegerField()
     data_center = models.ForeignKey(DataCenter, models.PROTECT, related_name="network_volumes")
     created_at = models.DateTimeField(default=timezone.now)
-    # Every whole minute before this one has been charged (pods.metering).
+    # The open usage segment (pods.metering): it starts here and is charged per minute at the
+    # rate it was opened with, up to the team's watermark; rows cover every minute before it.
     metered_until = models.DateTimeField(null=True, blank=True, db_index=True)
+    meter_storage = money_field(null=True, blank=True)
 
     objects = NetworkVolumeQuerySet.as_manager()
 
@@ -333,9 +335,14 @@ class Pod(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
     terminated_at = models.DateTimeField(null=True, blank=True)
-    # Every whole minute before this one has been charged at the status the pod had then
-    # (pods.metering); a status change settles up to it first.
+    # The open usage segment (pods.metering): it starts here, every minute before it is in a
+    # posted ledger row, and it is charged per minute at the rates it was opened with (None:
+    # not opened yet) up to the team's watermark; a status change settles and reopens it.
     metered_until = models.DateTimeField(null=True, blank=True)
+    meter_compute = money_field(null=True, blank=True)
+    meter_storage_running = money_field(null=True, blank=True)
+    meter_storage_stopped = money_field(null=True, blank=True)
+    meter_running_until = models.DateTimeField(null=True, blank=True)
     proxy_access = models.CharField(
         max_length=8,
         choices=ProxyAccess.choices,

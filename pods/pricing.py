@@ -100,13 +100,19 @@ class Spent:
 
 
 def spent(pod) -> Spent:
-    """What the pod has been charged so far, from its usage entries in the ledger."""
+    """What the pod has been charged so far: its usage rows in the ledger (per minute before
+    the roll-up, per hour since) and what its open hour has been charged (pods.metering)."""
     from django.db.models import Q, Sum
 
     from billing.models import LedgerEntry
+    from pods.metering import pod_accrued
 
+    kinds = LedgerEntry.Kind
     totals = LedgerEntry.objects.filter(source_type="pod", source_id=pod.public_id).aggregate(
-        compute=Sum("amount", filter=Q(kind=LedgerEntry.Kind.USAGE_COMPUTE)),
-        storage=Sum("amount", filter=Q(kind=LedgerEntry.Kind.USAGE_STORAGE)),
+        compute=Sum("amount", filter=Q(kind=kinds.USAGE_COMPUTE)),
+        storage=Sum("amount", filter=Q(kind=kinds.USAGE_STORAGE)),
     )
-    return Spent(-(totals["compute"] or ZERO), -(totals["storage"] or ZERO))
+    accrued = pod_accrued(pod)
+    compute = (totals["compute"] or ZERO) + accrued.get(kinds.USAGE_COMPUTE, ZERO)
+    storage = (totals["storage"] or ZERO) + accrued.get(kinds.USAGE_STORAGE, ZERO)
+    return Spent(-compute, -storage)

@@ -18,7 +18,13 @@ What earns (SPEC.md, referral programs):
 - serverless: the referred account's usage_serverless charges;
 - templates: pod charges of pods deployed from a template the earner created, by teams the
   creator is not a member of, once the template's pods have run the program's minimum runtime
-  in total (counted in metered pod-minutes; the minutes up to that point do not earn).
+  in total (counted in metered pod-minutes: a per-minute row counts one, a rolled-up row its
+  `minutes`; the usage entries up to the one that reaches the minimum do not earn).
+
+Usage rows are rolled up per resource and hour (billing.usage): a row earns its share of what
+it covers, dated by the start of its period (an hour's row is posted when the hour has passed,
+so the hour before a program ends still counts). Shares of hour rows are as exact as of minute
+rows: 3 % of an hour at $5.00 is $0.15.
 A referrer who is (or becomes) a member of the referred account earns nothing from it.
 
 Rounding: each usage entry's commission is spend x rate rounded half up to the ledger's 10
@@ -44,7 +50,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max, Subquery, Sum
+from django.db.models import F, Max, Subquery, Sum, Window
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from billing.models import LedgerEntry
@@ -203,7 +210,8 @@ def _read_batch(cursor, low: int, high: int) -> None:
     cursor.execute(f"DROP TABLE IF EXISTS {BATCH}")
     cursor.execute(
         f"CREATE TEMPORARY TABLE {BATCH} AS SELECT id, public_id, team_id, amount, kind, "  # noqa: S608
-        f"source_type, source_id, created_at FROM {LEDGER} WHERE id > %s AND id <= %s "
+        "source_type, source_id, COALESCE(period_start, created_at) AS created_at "
+        f"FROM {LEDGER} WHERE id > %s AND id <= %s "
         "AND kind IN ('usage_compute', 'usage_storage', 'usage_serverless')",
         [low, high],
     )
@@ -366,11 +374,17 @@ def _unlock_templates(cursor, high: int, programs: list[Program]) -> None:
 
 
 def template_runtime_entries(template_id: int):
-    """The template's runtime, one usage_compute entry per metered pod-minute (all pods)."""
+    """The template's runtime entries: usage_compute of its pods (all teams), each worth its
+    `minutes` (one for a per-minute row from before the roll-up)."""
     pods = Pod.objects.filter(template_id=template_id).values("public_id")
     return LedgerEntry.objects.filter(
         kind=LedgerEntry.Kind.USAGE_COMPUTE, source_type="pod", source_id__in=Subquery(pods)
     )
+
+
+def template_runtime_minutes(template_id: int) -> int:
+    minutes = Coalesce("minutes", 1)
+    return template_runtime_entries(template_id).aggregate(total=Sum(minutes))["total"] or 0
 
 
 def unlocked_after(program: Program, template_id: int, high: int) -> int | None:
@@ -382,19 +396,23 @@ def unlocked_after(program: Program, template_id: int, high: int) -> int | None:
     needed = program.min_runtime_minutes
     if needed <= 0:
         return 0
-    nth = (
-        template_runtime_entries(template_id)
-        .filter(id__lte=high)
-        .order_by("id")
-        .values_list("id", "created_at")[needed - 1 : needed]
-    )
-    if not nth:
+    reached = _entry_reaching(template_id, high, needed)
+    if reached is None:
         return None
-    entry_id, at = nth[0]
+    entry_id, at = reached
     TemplateUnlock.objects.create(
         program=program, template_id=template_id, entry_id=entry_id, unlocked_at=at
     )
     return entry_id
+
+
+def _entry_reaching(template_id: int, high: int, needed: int) -> tuple[int, datetime] | None:
+    """The first runtime entry (id order, up to `high`) at which the template's pods have run
+    `needed` minutes in total, with the start of what it covers."""
+    entries = template_runtime_entries(template_id).filter(id__lte=high)
+    running = Window(Sum(Coalesce("minutes", 1)), order_by=F("id").asc())
+    walk = entries.annotate(total=running, at=Coalesce("period_start", "created_at"))
+    return walk.filter(total__gte=needed).order_by("id").values_list("id", "at").first()
 
 
 def _reversals(low: int, high: int) -> list[Commission]:

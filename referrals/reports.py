@@ -11,7 +11,7 @@ from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
 from billing.money import ZERO, as_string, format_usd, round_cents
-from referrals.commissions import template_runtime_entries
+from referrals.commissions import template_runtime_minutes
 from referrals.models import (
     Commission,
     CommissionKind,
@@ -159,7 +159,7 @@ def template_card(template, user) -> dict | None:
     if program is not None and program.min_runtime_minutes:
         unlocked = TemplateUnlock.objects.filter(program=program, template=template).exists()
         needed = program.min_runtime_minutes
-        minutes = needed if unlocked else template_runtime_entries(template.pk)[:needed].count()
+        minutes = needed if unlocked else min(needed, template_runtime_minutes(template.pk))
         card["unlocked"] = minutes >= needed
         card["runtime_hours"] = Decimal(minutes) / 60
         card["needed_hours"] = Decimal(needed) / 60

@@ -1,37 +1,57 @@
-"""The set-based usage path: many charges in a few statements, each key once."""
+"""The set-based usage path: charges move balances and the open accrual, rows are posted
+from it, each key once, and balance = sum(ledger) + open usage throughout."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from billing import services
 from billing.models import BillingAccount, LedgerEntry
-from billing.usage import UsageConflict, post_usage
+from billing.usage import UsageConflict, apply_usage
 from tests.billing.test_concurrency import run_in_threads
 
 AT = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 def values_sql(rows) -> tuple[str, list]:
-    """A SELECT of literal usage rows: (team_id, amount, kind, key)."""
+    """A SELECT of literal usage rows: (team_id, amount, kind, key), over the hour from AT."""
     placeholders = ", ".join(
-        ["(%s, CAST(%s AS NUMERIC), %s, %s, 'pod', 'p1', 'Compute')"] * len(rows)
+        ["(%s, CAST(%s AS NUMERIC), %s, %s, 'pod', 'p1', 'Compute', %s, %s, 60)"] * len(rows)
     )
-    params = [value for row in rows for value in row]
+    end = AT + timedelta(hours=1)
+    params = [value for row in rows for value in (*row, AT, end)]
     sql = (
         f"SELECT * FROM (VALUES {placeholders}) AS v(team_id, amount, kind, idempotency_key, "
-        "source_type, source_id, description)"
+        "source_type, source_id, description, period_start, period_end, minutes)"
     )
     return sql, params
 
 
-def post(rows):
-    sql, params = values_sql(rows)
+def charges_sql(charges) -> tuple[str, list]:
+    """A SELECT of literal charges: (team_id, amount)."""
+    placeholders = ", ".join(["(%s, CAST(%s AS NUMERIC))"] * len(charges))
+    params = [value for charge in charges for value in charge]
+    return f"SELECT * FROM (VALUES {placeholders}) AS c(team_id, amount)", params
+
+
+def post(rows=(), charges=()):
+    rows_sql, row_params = values_sql(rows) if rows else (None, [])
+    charges_sql_, charge_params = charges_sql(charges) if charges else (None, [])
+    if rows and charges:
+        raise ValueError("one kind a call in these tests (parameters are positional)")
     with transaction.atomic():
-        return post_usage(select_sql=sql, params=params, created_at=AT)
+        return apply_usage(
+            rows_sql=rows_sql,
+            charges_sql=charges_sql_,
+            params=row_params or charge_params,
+            created_at=AT,
+        )
+
+
+def account(team) -> BillingAccount:
+    return BillingAccount.objects.get(team=team)
 
 
 @pytest.fixture
@@ -40,31 +60,47 @@ def funded(team):
     return team
 
 
-def test_it_posts_every_row_and_moves_the_balance(funded):
-    rows = [(funded.pk, "-0.0131666667", "usage_compute", f"pod:p1:compute:{m}") for m in range(3)]
-    batch = post(rows)
-    assert batch.entries == 3
-    assert batch.total == Decimal("-0.0395000001")
-    account = BillingAccount.objects.get(team=funded)
-    assert account.balance == Decimal("9.9604999999")
-    last = LedgerEntry.objects.get(idempotency_key="pod:p1:compute:2")
-    assert last.balance_after == account.balance
-    assert last.public_id.startswith("u") and len(last.public_id) == 14
-    call_command("check_ledger")
+def test_a_charge_moves_the_balance_and_the_open_accrual(funded):
+    batch = post(charges=[(funded.pk, "-0.0131666667"), (funded.pk, "-0.0131666667")])
+    assert (batch.entries, batch.total) == (0, Decimal("-0.0263333334"))
+    assert account(funded).balance == Decimal("9.9736666666")
+    assert account(funded).usage_accrued == Decimal("-0.0263333334")
+    assert not LedgerEntry.objects.filter(kind="usage_compute").exists()
 
 
-def test_it_skips_keys_already_in_the_ledger(funded):
-    rows = [(funded.pk, "-1", "usage_compute", f"pod:p1:compute:{m}") for m in range(2)]
-    post(rows[:1])
-    batch = post(rows)
-    assert batch.entries == 1
-    assert BillingAccount.objects.get(team=funded).balance == Decimal("8")
-    call_command("check_ledger")
+def test_posting_rows_moves_the_accrual_into_the_ledger_not_the_balance(funded):
+    post(charges=[(funded.pk, "-0.79")])
+    batch = post(rows=[(funded.pk, "-0.79", "usage_compute", "pod:p1:compute:hour")])
+    assert (batch.entries, batch.total) == (1, Decimal(0))
+    assert (account(funded).balance, account(funded).usage_accrued) == (Decimal("9.21"), 0)
+    row = LedgerEntry.objects.get(idempotency_key="pod:p1:compute:hour")
+    assert (row.balance_after, row.period_start, row.minutes) == (Decimal("9.21"), AT, 60)
+    assert row.public_id.startswith("u") and len(row.public_id) == 14
+
+
+def test_it_never_writes_a_zero_row_or_a_zero_charge(funded):
+    post(rows=[(funded.pk, "0", "usage_storage", "pod:p1:storage:hour")])
+    post(charges=[(funded.pk, "0")])
+    assert not LedgerEntry.objects.filter(kind="usage_storage").exists()
+    assert account(funded).usage_accrued == 0
+
+
+def test_a_key_posted_twice_rolls_the_batch_back(funded):
+    post(rows=[(funded.pk, "-1", "usage_compute", "pod:p1:compute:a")])
+    with pytest.raises(UsageConflict):
+        post(
+            rows=[
+                (funded.pk, "-1", "usage_compute", "pod:p1:compute:b"),
+                (funded.pk, "-1", "usage_compute", "pod:p1:compute:a"),
+            ]
+        )
+    assert not LedgerEntry.objects.filter(idempotency_key="pod:p1:compute:b").exists()
+    assert account(funded).usage_accrued == Decimal("1")
 
 
 def test_it_creates_a_missing_billing_account(team):
-    post([(team.pk, "-0.5", "usage_storage", "volume:v1:storage:0")])
-    assert BillingAccount.objects.get(team=team).balance == Decimal("-0.5")
+    post(charges=[(team.pk, "-0.5")])
+    assert account(team).balance == Decimal("-0.5")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -72,13 +108,13 @@ def test_it_refuses_to_run_outside_a_transaction():
     from teams.models import Team
 
     team = Team.objects.create(name="Solo", slug="solo", is_personal=False)
-    sql, params = values_sql([(team.pk, "-1", "usage_compute", "k")])
+    sql, params = charges_sql([(team.pk, "-1")])
     with pytest.raises(RuntimeError):
-        post_usage(select_sql=sql, params=params, created_at=AT)
+        apply_usage(charges_sql=sql, params=params, created_at=AT)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_it_charges_once_when_two_batches_race():
+def test_it_posts_once_when_two_batches_race():
     from teams.models import Team
 
     team = Team.objects.create(name="Race", slug="race", is_personal=False)
@@ -86,12 +122,11 @@ def test_it_charges_once_when_two_batches_race():
 
     def attempt():
         try:
-            return post(rows).entries
-        except UsageConflict:
+            return post(rows=rows).entries
+        except (UsageConflict, IntegrityError):
             return "conflict"
 
     results = run_in_threads(attempt, [(), ()])
-    assert sorted(map(str, results)) in (["0", "40"], ["40", "conflict"])
+    assert sorted(map(str, results)) == ["40", "conflict"]
     assert LedgerEntry.objects.filter(team=team).count() == 40
-    assert BillingAccount.objects.get(team=team).balance == Decimal("-10")
-    call_command("check_ledger")
+    assert account(team).usage_accrued == Decimal("10")  # rows without charges: an imbalance

@@ -1,4 +1,5 @@
-"""Per-minute metering on PostgreSQL, with time frozen and moved by time-machine."""
+"""Metering on PostgreSQL, with time frozen and moved by time-machine: balances move every
+minute, the ledger gets a row per resource, kind and hour (billing.usage)."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -10,6 +11,7 @@ from django.db.models import Sum
 
 from billing.models import BillingAccount, LedgerEntry
 from billing.money import period_share
+from billing.usage import open_accruals
 from pods import metering
 from pods.metering import change_status, meter
 from pods.models import NetworkVolume, Pod
@@ -25,11 +27,25 @@ def running_pod(team, machine, **fields) -> Pod:
     return stopped_pod(team, machine, **values)
 
 
-def charged(pod, kind: str | None = None) -> Decimal:
-    entries = LedgerEntry.objects.filter(source_type="pod", source_id=pod.public_id)
+def charged(resource, kind: str | None = None) -> Decimal:
+    """What a pod (or network volume) has cost: its posted rows and its open hour."""
+    source_type = "pod" if isinstance(resource, Pod) else "network_volume"
+    entries = LedgerEntry.objects.filter(source_type=source_type, source_id=resource.public_id)
+    accrued = [
+        line
+        for line in open_accruals(resource.team)
+        if (line.source_type, line.source_id) == (source_type, resource.public_id)
+    ]
     if kind:
         entries = entries.filter(kind=kind)
-    return -(entries.aggregate(total=Sum("amount"))["total"] or 0)
+        accrued = [line for line in accrued if line.kind == kind]
+    posted = entries.aggregate(total=Sum("amount"))["total"] or 0
+    return -(posted + sum(line.amount for line in accrued))
+
+
+def usage_rows(resource=None):
+    rows = LedgerEntry.objects.filter(kind__in=LedgerEntry.USAGE_KINDS)
+    return rows.filter(source_id=resource.public_id) if resource else rows
 
 
 @pytest.fixture
@@ -49,22 +65,30 @@ def test_it_charges_exactly_079_for_60_minutes_at_079_per_hour(team, parts):
     pod = running_pod(team, parts["machine"])  # A40, Secure Cloud, $0.79/h
     meter(until=T0 + timedelta(minutes=60))
     assert charged(pod, "usage_compute") == Decimal("0.79")
-    assert LedgerEntry.objects.filter(kind="usage_compute").count() == 60
+    [row] = usage_rows()  # one row for the hour; no $0 storage row
+    assert (row.kind, row.amount, row.minutes) == ("usage_compute", Decimal("-0.79"), 60)
+    assert (row.period_start, row.period_end) == (T0, T0 + timedelta(hours=1))
     call_command("check_ledger")
 
 
 def test_each_minute_is_the_same_share_python_computes(team, parts):
     pod = running_pod(team, parts["machine"], metered_until=T0 + timedelta(minutes=7))
-    meter(until=T0 + timedelta(minutes=9))
-    amounts = sorted(
-        LedgerEntry.objects.filter(source_id=pod.public_id).values_list("idempotency_key", "amount")
-    )
+    before = BillingAccount.objects.get(team=team).balance
     minute = int(T0.timestamp()) // 60 + 7
-    assert [amount for _, amount in amounts] == [
-        -period_share(Decimal("0.79"), minute, 60),
-        -period_share(Decimal("0.79"), minute + 1, 60),
-    ]
-    assert amounts[0][0] == f"pod:{pod.public_id}:compute:202611021007"
+    for n in range(2):
+        meter(until=T0 + timedelta(minutes=8 + n))
+        share = period_share(Decimal("0.79"), minute + n, 60)
+        assert BillingAccount.objects.get(team=team).balance == before - share
+        before -= share
+    assert not usage_rows().exists()  # the hour is open: charged, not posted yet
+    [line] = open_accruals(team)
+    assert (line.kind, line.hour, line.minutes) == ("usage_compute", T0, 2)
+    assert line.amount == -period_sum(Decimal("0.79"), 2, first=minute)
+    call_command("check_ledger")
+    meter(until=T0 + timedelta(minutes=61))
+    row = usage_rows().get()
+    assert row.idempotency_key == f"pod:{pod.public_id}:compute:202611021007-202611021100"
+    assert row.amount == -period_sum(Decimal("0.79"), 53, first=minute)
 
 
 def test_a_stopped_20_gb_volume_costs_its_monthly_share_each_minute(team, parts):
@@ -133,17 +157,29 @@ def test_catch_up_after_downtime_charges_each_missed_minute_once(team, parts):
     assert charged(pod, "usage_compute") == Decimal("0.79") + period_share(
         Decimal("0.79"), int(T0.timestamp()) // 60 + 60, 60
     ) + period_share(Decimal("0.79"), int(T0.timestamp()) // 60 + 61, 60)
-    assert LedgerEntry.objects.filter(kind="usage_compute").count() == 62
+    assert usage_rows().count() == 1  # the hour that passed; minutes 60-61 are open
+    call_command("check_ledger")
 
 
 def test_minutes_while_the_machine_is_offline_are_not_charged(team, parts):
     pod = running_pod(team, parts["machine"])
+    meter(until=T0 + timedelta(minutes=10))
     parts["machine"].is_online = False
     parts["machine"].save()
     meter(until=T0 + timedelta(minutes=30))
-    assert charged(pod) == 0
-    pod.refresh_from_db()
-    assert pod.metered_until == T0 + timedelta(minutes=30)
+    assert charged(pod) == period_sum(Decimal("0.79"), 10)
+    parts["machine"].is_online = True
+    parts["machine"].save()
+    meter(until=T0 + timedelta(minutes=40))
+    first = int(T0.timestamp()) // 60
+    assert charged(pod) == period_sum(Decimal("0.79"), 10) + period_sum(
+        Decimal("0.79"), 10, first=first + 30
+    )
+    # Each change of rate posted the open part: minutes 0-9, then the offline 10-29 cost $0.
+    assert list(usage_rows().values_list("period_start", "period_end")) == [
+        (T0, T0 + timedelta(minutes=10))
+    ]
+    call_command("check_ledger")
 
 
 def test_a_status_change_settles_the_old_rate_and_skips_the_partial_minute(team, parts):
@@ -152,15 +188,15 @@ def test_a_status_change_settles_the_old_rate_and_skips_the_partial_minute(team,
         change_status(pod, Pod.Status.EXITED)
         pod.save()
     meter(until=T0 + timedelta(minutes=20))
-    compute_keys = LedgerEntry.objects.filter(kind="usage_compute").values_list(
-        "idempotency_key", flat=True
-    )
-    assert len(compute_keys) == 10  # minutes 0-9 ran whole; minute 10 was partial
-    storage = LedgerEntry.objects.filter(kind="usage_storage").order_by("idempotency_key")
-    assert storage.count() == 19  # 10 at the running rate, minute 10 skipped, 9 stopped
-    first_stopped = storage.get(idempotency_key=f"pod:{pod.public_id}:storage:202611021011")
-    minute = int(T0.timestamp()) // 60 + 11
-    assert -first_stopped.amount == period_share(Decimal("4.00"), minute, 30 * 24 * 60)
+    # Minutes 0-9 ran whole and were posted at the change; minute 10 was partial.
+    compute = usage_rows().get(kind="usage_compute")
+    assert (compute.period_end, compute.minutes) == (T0 + timedelta(minutes=10), 10)
+    assert charged(pod, "usage_compute") == period_sum(Decimal("0.79"), 10)
+    first = int(T0.timestamp()) // 60
+    running = sum(period_share(Decimal("2.00"), first + m, 30 * 24 * 60) for m in range(10))
+    stopped = sum(period_share(Decimal("4.00"), first + m, 30 * 24 * 60) for m in range(11, 20))
+    assert charged(pod, "usage_storage") == running + stopped
+    call_command("check_ledger")
 
 
 def test_terminated_pods_are_charged_up_to_their_end_only(team, parts):
@@ -169,68 +205,78 @@ def test_terminated_pods_are_charged_up_to_their_end_only(team, parts):
         change_status(pod, Pod.Status.TERMINATED)
         pod.save()
     meter(until=T0 + timedelta(minutes=30))
-    assert LedgerEntry.objects.filter(kind="usage_compute").count() == 3
+    assert usage_rows().get().minutes == 3
+    assert charged(pod) == period_sum(Decimal("0.79"), 3)
+    call_command("check_ledger")
 
 
 def test_the_command_runs_a_tick_and_refuses_the_future(team, parts, capsys):
-    running_pod(team, parts["machine"])
+    pod = running_pod(team, parts["machine"])
     with time_machine.travel(T0 + timedelta(minutes=5, seconds=20), tick=False):
         call_command("meter", "--until", "2026-11-02T10:03:00")
-        assert LedgerEntry.objects.filter(kind="usage_compute").count() == 3
+        assert charged(pod) == period_sum(Decimal("0.79"), 3)
         with pytest.raises(Exception, match="future"):
             call_command("meter", "--until", "2026-11-02T11:00:00")
         call_command("meter")
-    assert LedgerEntry.objects.filter(kind="usage_compute").count() == 5
+    assert charged(pod) == period_sum(Decimal("0.79"), 5)
     assert "Metered up to 2026-11-02 10:05 UTC" in capsys.readouterr().out
+
+
+def busy_teams(parts, teams: int, pods: int, **fields) -> list[Pod]:
+    from teams.models import Team
+
+    made = []
+    for n in range(teams):
+        team = Team.objects.create(name=f"Busy {n}", slug=f"busy-{n}", is_personal=False)
+        fund(team, "1000")
+        made += [running_pod(team, parts["machine"], **fields) for _ in range(pods)]
+    return made
 
 
 @pytest.mark.django_db(transaction=True)
 def test_two_ticks_at_once_charge_each_pod_minute_once():
     parts = catalogue()
-    from teams.models import Team
-
-    team = Team.objects.create(name="Busy", slug="busy", is_personal=False)
-    fund(team, "1000")
-    pods = [running_pod(team, parts["machine"], volume_gb=5) for _ in range(30)]
-    until = T0 + timedelta(minutes=10)
-    run_in_threads(lambda: meter(until=until, batch_size=7), [(), ()])
-    assert LedgerEntry.objects.filter(kind="usage_compute").count() == 30 * 10
-    assert LedgerEntry.objects.filter(kind="usage_storage").count() == 30 * 10
-    assert all(charged(pod, "usage_compute") == period_sum(Decimal("0.79"), 10) for pod in pods)
-    call_command("check_ledger")
+    pods = busy_teams(parts, 6, 5, volume_gb=5)
+    for until in (T0 + timedelta(minutes=58), T0 + timedelta(minutes=70)):
+        run_in_threads(lambda until=until: meter(until=until, batch_size=2), [(), ()])
+        call_command("check_ledger")
+    assert usage_rows().filter(kind="usage_compute").count() == 30  # one per pod and hour
+    assert usage_rows().filter(kind="usage_storage").count() == 30
+    for pod in pods:
+        assert charged(pod, "usage_compute") == Decimal("0.79") + period_sum(
+            Decimal("0.79"), 10, first=int(T0.timestamp()) // 60 + 60
+        )
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_tick_killed_halfway_is_completed_by_the_next(monkeypatch):
     parts = catalogue()
-    from teams.models import Team
 
-    team = Team.objects.create(name="Crashy", slug="crashy", is_personal=False)
-    fund(team, "1000")
-    for _ in range(10):
-        running_pod(team, parts["machine"])
-    real_charge = metering._charge_pods
+    pods = busy_teams(parts, 5, 2)
+    real_batch = metering._meter_batch
     calls = []
 
-    def dying_charge(ids, **kwargs):
-        calls.append(ids)
+    def dying_batch(team_ids, **kwargs):
+        calls.append(team_ids)
         if len(calls) == 2:
             raise SystemExit("worker killed")
-        return real_charge(ids, **kwargs)
+        return real_batch(team_ids, **kwargs)
 
-    monkeypatch.setattr(metering, "_charge_pods", dying_charge)
-    until = T0 + timedelta(minutes=4)
+    monkeypatch.setattr(metering, "_meter_batch", dying_batch)
+    until = T0 + timedelta(minutes=64)
     with pytest.raises(SystemExit):
-        meter(until=until, batch_size=4)
-    assert LedgerEntry.objects.filter(kind="usage_compute").count() == 4 * 4  # 1st batch only
-    monkeypatch.setattr(metering, "_charge_pods", real_charge)
-    meter(until=until, batch_size=4)
-    assert LedgerEntry.objects.filter(kind="usage_compute").count() == 10 * 4
+        meter(until=until, batch_size=2)
+    four = Decimal("0.79") + period_sum(Decimal("0.79"), 4, first=int(T0.timestamp()) // 60 + 60)
+    assert [charged(pod) for pod in pods] == [four] * 4 + [0] * 6  # the 1st batch only
+    call_command("check_ledger")
+    monkeypatch.setattr(metering, "_meter_batch", real_batch)
+    meter(until=until, batch_size=2)
+    assert [charged(pod) for pod in pods] == [four] * 10
     call_command("check_ledger")
 
 
-def period_sum(hourly: Decimal, minutes: int) -> Decimal:
-    first = int(T0.timestamp()) // 60
+def period_sum(hourly: Decimal, minutes: int, *, first: int | None = None) -> Decimal:
+    first = int(T0.timestamp()) // 60 if first is None else first
     return sum((period_share(hourly, first + i, 60) for i in range(minutes)), Decimal(0))
 
 

@@ -12,7 +12,6 @@ from django.test import TestCase
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.models import LedgerEntry
 from billing.money import period_share
 from pods import funds, lifecycle, metering
 from pods.metering import change_status, meter
@@ -22,7 +21,7 @@ from tests.pods.factories import fund
 from tests.pods.test_funds import T0, status, tick
 from tests.pods.test_machine_admin import staff
 from tests.pods.test_metering import charged, running_pod
-from tests.pods.test_outage import compute_minutes, label
+from tests.pods.test_outage import billed_minutes, compute_minutes, label
 
 STOPPED_20_GB = Decimal("4.00")  # a month of 20 GB at the stopped rate
 
@@ -42,8 +41,7 @@ def fund_at(team, amount: str, minute: int) -> None:
 
 
 def storage_minutes(pod) -> list[str]:
-    keys = LedgerEntry.objects.filter(source_id=pod.public_id, kind="usage_storage")
-    return sorted(key.rsplit(":", 1)[1] for key in keys.values_list("idempotency_key", flat=True))
+    return billed_minutes(pod, "usage_storage")
 
 
 def test_a_pod_stuck_in_stopping_for_15_minutes_pays_no_compute_past_the_grace_and_one_email(
@@ -59,10 +57,10 @@ def test_a_pod_stuck_in_stopping_for_15_minutes_pays_no_compute_past_the_grace_a
     # Minute 1 held the stop (partial: not charged); from minute 2 the stopped rate.
     assert storage_minutes(pod) == [label(0)] + [label(m) for m in range(2, 16)]
     first = int(T0.timestamp()) // 60
-    stopped_storage = LedgerEntry.objects.filter(
-        source_id=pod.public_id, kind="usage_storage", idempotency_key__endswith=label(2)
-    ).get()
-    assert -stopped_storage.amount == period_share(STOPPED_20_GB, first + 2, 30 * 24 * 60)
+    month = 30 * 24 * 60
+    assert charged(pod, "usage_storage") == period_share(Decimal("2.00"), first, month) + sum(
+        period_share(STOPPED_20_GB, first + m, month) for m in range(2, 16)
+    )
     assert len(mail.outbox) == 1 and mail.outbox[0].to == [alice.email]
     assert AuditEvent.objects.filter(action="team.low_funds_stop", team=team).count() == 1
     call_command("check_ledger")

@@ -1,0 +1,181 @@
+"""The SQL of pods.metering: open usage segments as rows, cut into hour pieces, priced in
+closed form (PostgreSQL).
+
+A segment is a resource's minutes from `metered_until` on, at the rates it was opened with
+(pods: compute $/h while billed running, storage $/month while billed running and while not,
+and `meter_running_until`, the end of the billed-running minutes of a stopping pod; network
+volumes: storage $/month). Every query below reads segments through `segments_sql`, with `w`
+the team's watermark (NULL before its first tick: nothing of the segment is charged yet).
+
+Minute amounts are the telescoping shares of billing.money.period_share, so the minutes
+[a, b) of one hour cost round(t * b / n) - round(t * a / n) with the indexes of a and b in the
+hour (compute, n = 60) or in the 30-day month (storage, n = 43,200): exactly what the sum of
+the per-minute charges cost before the roll-up, to the 10th decimal, and a whole hour at
+$0.79/h exactly $0.79.
+"""
+
+from __future__ import annotations
+
+from pods.models import CpuInstanceType, GpuType, Machine, NetworkVolume, Pod
+
+PODS = Pod._meta.db_table
+VOLUMES = NetworkVolume._meta.db_table
+MINUTES_PER_MONTH = 30 * 24 * 60
+# The teams of a batch and their watermarks (team_id, w): a temporary table.
+TEAMS = "pods_meter_teams"
+
+COMPUTE_RATE_SQL = (
+    "CASE WHEN p.gpu_count > 0 AND p.gpu_type_id IS NOT NULL THEN p.gpu_count * "
+    "(CASE WHEN p.pricing = 'spot' THEN p.bid_per_gpu "
+    "WHEN p.cloud_type = 'SECURE' THEN g.secure_price ELSE g.community_price END) "
+    "WHEN p.cpu_instance_id IS NOT NULL THEN c.price ELSE 0 END"
+)
+VOLUME_GB_SQL = "(CASE WHEN p.network_volume_id IS NULL THEN p.volume_gb ELSE 0 END)"
+NETWORK_VOLUME_MONTH_SQL = (
+    "v.size_gb * (CASE WHEN v.size_gb >= %(large_from)s THEN %(large_rate)s ELSE %(rate)s END)"
+)
+_BILLED_RUNNING = "p.status IN ('running', 'stopping')"
+
+
+def pod_tables_sql() -> str:
+    """`p` pods with `g` their GPU type and `c` their CPU instance type."""
+    gpus, cpus = GpuType._meta.db_table, CpuInstanceType._meta.db_table
+    return (
+        f"{PODS} p LEFT JOIN {gpus} g ON g.id = p.gpu_type_id "
+        f"LEFT JOIN {cpus} c ON c.id = p.cpu_instance_id"
+    )
+
+
+def segments_sql(teams: str = TEAMS, *, pods: str = "true", volumes: str = "true") -> str:
+    """Open segments of the teams in `teams` (a relation of team_id, w), of the pods matching
+    `pods` and the network volumes matching `volumes` (SQL conditions on p and v)."""
+    return f"""
+        SELECT p.id, p.team_id, 'pod' AS source_type, p.public_id AS source_id, p.name,
+               p.metered_until AS seg, COALESCE(p.meter_compute, 0) AS c,
+               COALESCE(p.meter_storage_running, 0) AS sr,
+               COALESCE(p.meter_storage_stopped, 0) AS ss, p.meter_running_until AS e,
+               p.status = 'running' AS cuttable, t.w
+        FROM {PODS} p JOIN {teams} t ON t.team_id = p.team_id
+        WHERE p.status <> 'terminated' AND p.metered_until IS NOT NULL AND {pods}
+        UNION ALL
+        SELECT v.id, v.team_id, 'network_volume', v.public_id, v.name, v.metered_until,
+               0, COALESCE(v.meter_storage, 0), 0, CAST(NULL AS TIMESTAMPTZ), false, t.w
+        FROM {VOLUMES} v JOIN {teams} t ON t.team_id = v.team_id
+        WHERE v.metered_until IS NOT NULL AND {volumes}
+    """
+
+
+def pieces_sql(segments: str, start: str, end: str, *, step: str = "hour") -> str:
+    """Each segment's minutes [start, end) (SQL over its columns, as x.*) cut at every hour
+    (or every minute) boundary: the segment's columns, h (the hour), pa and pb."""
+    return f"""
+        SELECT s.*, date_trunc('hour', g.at) AS h, GREATEST(s.ra, g.at) AS pa,
+               LEAST(s.rb, g.at + interval '1 {step}') AS pb
+        FROM (SELECT x.*, {start} AS ra, {end} AS rb FROM ({segments}) AS x) AS s
+        CROSS JOIN LATERAL generate_series(date_trunc('{step}', s.ra),
+                                           s.rb - interval '1 minute', interval '1 {step}') AS g(at)
+        WHERE s.rb > s.ra
+    """
+
+
+def _minutes(interval: str) -> str:
+    return f"CAST(EXTRACT(EPOCH FROM ({interval})) AS INTEGER) / 60"
+
+
+def _cumulative(rate: str, index: str, parts: int) -> str:
+    return f"ROUND({rate} * ({index}) / {parts}, 10)"
+
+
+def amounts_sql(pieces: str) -> str:
+    """Each piece with what it costs (compute and storage, positive) and its billed minutes."""
+    n = MINUTES_PER_MONTH
+    month = "q.mon + "
+    storage = (
+        f"{_cumulative('q.sr', month + 'q.ir', n)} - {_cumulative('q.sr', month + 'q.ia', n)} "
+        f"+ {_cumulative('q.ss', month + 'q.ib', n)} - {_cumulative('q.ss', month + 'q.ir', n)}"
+    )
+    return f"""
+        SELECT q.*, {_cumulative("q.c", "q.ir", 60)} - {_cumulative("q.c", "q.ia", 60)} AS compute,
+               {storage} AS storage, q.ir - q.ia AS compute_minutes,
+               q.ib - q.ia AS storage_minutes
+        FROM (SELECT k.*, {_minutes("k.pa - k.h")} AS ia, {_minutes("k.pb - k.h")} AS ib,
+                     {_minutes("GREATEST(k.pa, LEAST(k.pb, COALESCE(k.e, k.pb))) - k.h")} AS ir,
+                     MOD(DIV(CAST(EXTRACT(EPOCH FROM k.h) AS BIGINT), 60), {n}) AS mon
+              FROM ({pieces}) AS k) AS q
+    """
+
+
+def _label(column: str) -> str:
+    return f"to_char({column} AT TIME ZONE 'UTC', 'YYYYMMDDHH24MI')"
+
+
+def rows_sql(amounts: str) -> str:
+    """Ledger rows (billing.usage.USAGE_COLUMNS) for priced pieces: compute and storage."""
+    period = f"{_label('a.pa')} || '-' || {_label('a.pb')}"
+    storage_description = (
+        "CASE WHEN a.source_type = 'pod' THEN 'Storage, pod ' || a.name "
+        "ELSE 'Network volume ' || a.name END"
+    )
+    return f"""
+        WITH a AS ({amounts})
+        SELECT a.team_id, -a.compute AS amount, 'usage_compute' AS kind,
+               a.source_type || ':' || a.source_id || ':compute:' || {period} AS idempotency_key,
+               a.source_type, a.source_id, 'Compute, pod ' || a.name AS description,
+               a.pa AS period_start, a.pb AS period_end, a.compute_minutes AS minutes
+        FROM a
+        UNION ALL
+        SELECT a.team_id, -a.storage, 'usage_storage',
+               a.source_type || ':' || a.source_id || ':storage:' || {period},
+               a.source_type, a.source_id, {storage_description}, a.pa, a.pb, a.storage_minutes
+        FROM a
+    """
+
+
+def charges_sql(amounts: str) -> str:
+    """What priced pieces cost each team (billing.usage charges: team_id, amount negative)."""
+    return f"SELECT a.team_id, -(a.compute + a.storage) AS amount FROM ({amounts}) AS a"
+
+
+def current_pod_rates_sql() -> str:
+    """What each pod's segment would be opened with now (c, sr, ss, e), as `p`: nothing on an
+    offline machine, compute and the running storage while it runs or stops (a stopping pod
+    until STOP_BILLED_FOR after the stop), the stopped storage otherwise."""
+    online_running = f"m.is_online AND {_BILLED_RUNNING}"
+    return f"""
+        CASE WHEN {online_running} THEN {COMPUTE_RATE_SQL} ELSE 0 END AS cur_c,
+        CASE WHEN NOT m.is_online THEN 0
+             WHEN {_BILLED_RUNNING} THEN {VOLUME_GB_SQL} * %(volume_running)s
+                  + p.container_disk_gb * %(container_disk)s
+             ELSE {VOLUME_GB_SQL} * %(volume_stopped)s END AS cur_sr,
+        CASE WHEN m.is_online AND p.status = 'stopping'
+             THEN {VOLUME_GB_SQL} * %(volume_stopped)s ELSE 0 END AS cur_ss,
+        CASE WHEN p.status = 'stopping'
+             THEN date_trunc('minute', p.status_changed_at + %(stop_billed_for)s) END AS cur_e
+    """
+
+
+def stale_pods_sql(pods: str) -> str:
+    """Pods of the batch whose segment is not opened yet or whose rates changed (a machine
+    went offline or came back, a price changed), with their current rates, locked (skipping
+    rows another transaction holds: it settles them itself)."""
+    return f"""
+        SELECT * FROM (
+            SELECT p.id, p.meter_compute, p.meter_storage_running, p.meter_storage_stopped,
+                   p.meter_running_until, {current_pod_rates_sql()}
+            FROM {pod_tables_sql()} JOIN {Machine._meta.db_table} m ON m.id = p.machine_id
+            JOIN {TEAMS} t ON t.team_id = p.team_id
+            WHERE p.status <> 'terminated' AND p.metered_until IS NOT NULL AND {pods}
+        ) AS r
+        WHERE r.meter_compute IS NULL
+           OR (r.meter_compute, r.meter_storage_running, r.meter_storage_stopped,
+               r.meter_running_until) IS DISTINCT FROM (r.cur_c, r.cur_sr, r.cur_ss, r.cur_e)
+    """
+
+
+def stale_volumes_sql(volumes: str) -> str:
+    return f"""
+        SELECT v.id, {NETWORK_VOLUME_MONTH_SQL} AS cur_sr
+        FROM {VOLUMES} v JOIN {TEAMS} t ON t.team_id = v.team_id
+        WHERE v.metered_until IS NOT NULL AND {volumes}
+          AND v.meter_storage IS DISTINCT FROM {NETWORK_VOLUME_MONTH_SQL}
+    """
