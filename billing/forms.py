@@ -119,6 +119,25 @@ class LedgerFilterForm(forms.Form):
             raise forms.ValidationError("A resource is written type:id, e.g. pod:abc123.")
         return source_type, source_id
 
+    def keeps(self, line) -> bool:
+        """The same filters for a line that is not a ledger row (an open accrual)."""
+        if not self.is_valid():
+            return True
+        data = self.cleaned_data
+        day = line.period.astimezone(UTC).date()
+        hour = data["hour"] and data["hour"].astimezone(UTC).replace(minute=0, second=0)
+        query = data["q"].lower()
+        return all(
+            [
+                not data["kind"] or line.kind == data["kind"],
+                not data["resource"] or (line.source_type, line.source_id) == data["resource"],
+                not data["since"] or day >= data["since"],
+                not data["until"] or day <= data["until"],
+                not hour or line.period.astimezone(UTC).replace(minute=0) == hour,
+                not query or query in line.description.lower() or line.source_id == data["q"],
+            ]
+        )
+
     def filter(self, entries):
         if not self.is_valid():
             return entries

@@ -1,7 +1,7 @@
 """Read-side billing figures for pages and charts: spend by day and kind, runway, and the
 ledger statement (usage per resource per hour or day)."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from billing.models import LedgerEntry
 from billing.money import ZERO, as_string, format_usd, to_money
+from billing.usage import open_accruals
 from teams.models import Team
 
 SPEND_KINDS = [
@@ -104,9 +105,10 @@ def format_duration(duration: timedelta) -> str:
 LEDGER_TIME_ZONE = UTC
 GROUPS = ("day", "hour", "entry")
 USAGE_KINDS = sorted(LedgerEntry.USAGE_KINDS)
-# A per-minute usage row's key ends in the minute it charges ("pod:<id>:compute:202612011059",
-# UTC, pods.metering): that minute, not the tick that posted it (a catch-up posts hours of
-# minutes at once, and minute 10:59 is posted at 11:00), is when the usage happened.
+# A per-minute usage row (written before the hourly roll-up) has no period; its key ends in the
+# minute it charges ("pod:<id>:compute:202612011059", UTC): that minute, not the tick that
+# posted it (a catch-up posts hours of minutes at once, minute 10:59 is posted at 11:00), is
+# when the usage happened.
 MINUTE_KEY = r":[0-9]{12}$"
 
 
@@ -120,9 +122,11 @@ def _key_minute() -> Func:
 
 
 def covered_moment() -> Case:
-    """When an entry's money was spent: the minute a per-minute usage row charges, otherwise
-    the moment it was posted. Never after created_at (a minute is charged once it is over)."""
+    """When an entry's money was spent: the start of the period a rolled-up usage row covers
+    (within one hour, billing.usage), the minute an older per-minute row charges, otherwise
+    the moment it was posted. Never after created_at (usage is posted once it is over)."""
     return Case(
+        When(period_start__isnull=False, then=F("period_start")),
         When(kind__in=USAGE_KINDS, idempotency_key__regex=MINUTE_KEY, then=_key_minute()),
         default=F("created_at"),
         output_field=DateTimeField(),
@@ -158,6 +162,8 @@ class LedgerLine:
     posted_at: datetime
     # The ledger's query string that opens what this line sums ("" for a single entry).
     drill: str = ""
+    # An open accrual (charged, not posted yet): the minutes it holds so far.
+    open_minutes: int | None = None
 
     @property
     def is_credit(self) -> bool:
@@ -188,6 +194,8 @@ class Section:
     net: Decimal
     entries: int
     lines: list[LedgerLine] = field(default_factory=list)
+    # The current hour's usage, charged to the balance and not posted as ledger rows yet.
+    is_open: bool = False
 
     @property
     def end(self) -> datetime:
@@ -325,6 +333,40 @@ def _line(row: tuple, group: str) -> LedgerLine:
     return replace(line, drill=_drill(line, group))
 
 
+def open_sections(team: Team, keeps: Callable[[LedgerLine], bool]) -> list[Section]:
+    """The usage charged to the balance and not posted yet (billing.usage.open_accruals: the
+    current hour, per resource and kind) as lines, per hour, those `keeps` accepts."""
+    lines = [_open_line(accrual) for accrual in open_accruals(team)]
+    by_hour: dict[datetime, list[LedgerLine]] = {}
+    for line in lines:
+        if line.amount and keeps(line):
+            by_hour.setdefault(line.section, []).append(line)
+    sections = []
+    for hour in sorted(by_hour, reverse=True):
+        total = sum((line.amount for line in by_hour[hour]), ZERO)
+        hour_lines = by_hour[hour]
+        sections.append(Section(hour, "hour", total, ZERO, total, 0, hour_lines, is_open=True))
+    return sections
+
+
+def _open_line(accrual) -> LedgerLine:
+    hour = _aware(accrual.hour)
+    return LedgerLine(
+        section=hour,
+        period=hour,
+        kind=accrual.kind,
+        source_type=accrual.source_type,
+        source_id=accrual.source_id,
+        description=accrual.description,
+        amount=to_money(accrual.amount),
+        entries=0,
+        entry_id=None,
+        balance_after=None,
+        posted_at=hour,
+        open_minutes=accrual.minutes,
+    )
+
+
 UNIT_LENGTH = {"day": timedelta(days=1), "hour": timedelta(hours=1)}
 CSV_HEADER = [
     "row",
@@ -366,6 +408,13 @@ def _csv_line(line: LedgerLine, unit: str | None) -> list[str]:
     ]
 
 
+def _csv_open(line: LedgerLine) -> list[str]:
+    """An open accrual: its hour, the minutes it holds so far, not posted (no entry, no time)."""
+    row = _csv_line(line, "hour")
+    row[0], row[7], row[11] = "open", str(line.open_minutes), ""
+    return row
+
+
 def _csv_total(row: str, start: datetime | None, unit: str, entries: int, net: Decimal) -> list:
     period = (
         ["", ""] if start is None else [start.isoformat(), (start + UNIT_LENGTH[unit]).isoformat()]
@@ -373,10 +422,13 @@ def _csv_total(row: str, start: datetime | None, unit: str, entries: int, net: D
     return [row, *period, "", "", "", "", str(entries), str(to_money(net)), "", "", ""]
 
 
-def statement_csv_rows(statement: Statement) -> Iterator[list[str]]:
+def statement_csv_rows(statement: Statement, opened: Sequence[Section] = ()) -> Iterator[list[str]]:
     """The statement's lines as CSV rows, newest first, a `period_total` row after each day
-    (or hour) and a `total` row at the end; streamed, so any size is fine."""
+    (or hour) and a `total` row of the ledger at the end; streamed, so any size is fine. The
+    open accruals come first as `open` rows, outside the totals (not ledger rows yet)."""
     yield CSV_HEADER
+    for section in opened:
+        yield from (_csv_open(line) for line in section.lines)
     unit, row_unit = SECTION_UNIT[statement.group], ROW_UNIT[statement.group]
     section, net, entries = None, ZERO, 0
     total, total_entries = ZERO, 0

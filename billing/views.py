@@ -44,9 +44,10 @@ def overview(request: HttpRequest) -> HttpResponse:
     context = _money_context(request)
     account = context["account"]
     recent = reports.Statement(reports.ledger_entries(team), "day")
+    opened = reports.open_sections(team, keeps=lambda line: True)
     context.update(
         chart_data=reports.chart_data(team),
-        sections=recent.sections(recent[:RECENT_LINES]),
+        sections=opened + recent.sections(recent[:RECENT_LINES]),
         recent_payments=Payment.objects.for_team(team)[:5],
         invoices=Invoice.objects.for_team(team)[:10],
         cards=saved_cards(team),
@@ -81,11 +82,12 @@ def ledger(request: HttpRequest) -> HttpResponse:
     page = Paginator(statement, LEDGER_PAGE_LINES).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    opened = reports.open_sections(request.team, form.keeps) if page.number == 1 else []
     context = {
         "form": form,
         "group": statement.group,
         "page": page,
-        "sections": statement.sections(page.object_list),
+        "sections": opened + statement.sections(page.object_list),
         "query": query.urlencode(),
         "total": statement.total(),
     }
@@ -99,10 +101,11 @@ class _Echo:
 
 @team_view("billing")
 def ledger_csv(request: HttpRequest) -> StreamingHttpResponse:
-    _, statement = _statement(request)
+    form, statement = _statement(request)
+    opened = reports.open_sections(request.team, form.keeps)
     writer = csv.writer(_Echo())
     response = StreamingHttpResponse(
-        (writer.writerow(row) for row in reports.statement_csv_rows(statement)),
+        (writer.writerow(row) for row in reports.statement_csv_rows(statement, opened)),
         content_type="text/csv",
     )
     filename = f"{request.team.slug}-ledger-by-{statement.group}.csv"
@@ -150,8 +153,8 @@ def _start_top_up(request: HttpRequest, form: TopUpForm) -> HttpResponse:
 def _top_up_started(request, started: payments.TopUpStarted, wants_json: bool) -> HttpResponse:
     payment = started.payment
     url = reverse("billing_payment", args=[request.team.slug, payment.public_id])
-    if payment.status == Payment.Status.FAILED:
-        messages.error(request, f"The payment failed: {payment.failure_message}")
+    # A declined card is told once, by the payment page it lands on (failure-reason): no flash
+    # message on top of it.
     if wants_json:
         return JsonResponse(
             {

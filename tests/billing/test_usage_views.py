@@ -302,3 +302,39 @@ def test_a_metered_pod_reads_per_hour_at_exactly_its_rate(team, alice):
     assert [(line.period.hour, line.amount) for line in hours] == [(11, -RATE), (10, -RATE)]
     assert [line.amount for line in days] == [-2 * RATE]
     assert entries.context["total"] == -RATE
+
+
+def test_the_open_hour_shows_what_is_charged_and_not_posted_yet(team, alice):
+    start = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    with time_machine.travel(start - timedelta(seconds=30), tick=False):
+        parts = catalogue()
+        fund(team, "100")
+        pod = stopped_pod(team, parts["machine"], name="trainer", status=Pod.Status.RUNNING)
+        Pod.objects.filter(pk=pod.pk).update(metered_until=start)
+    client = login(alice)
+    with time_machine.travel(start + timedelta(minutes=90, seconds=5), tick=False):
+        meter(until=start + timedelta(minutes=90))
+        page = client.get(reverse("billing_ledger", args=[team.slug]), {"kind": "usage_compute"})
+        overview = client.get(reverse("billing", args=[team.slug]))
+        rows = read_csv(client, team, kind="usage_compute")
+    opened, posted = page.context["sections"]
+    assert opened.is_open and opened.start == start + timedelta(hours=1)
+    [line] = opened.lines
+    assert (line.resource, line.open_minutes, line.amount) == (
+        f"pod:{pod.public_id}",
+        30,
+        -RATE / 2,
+    )
+    assert [line.amount for line in posted.lines] == [-RATE]
+    assert page.context["total"] == -RATE  # the ledger holds the closed hour only
+    assert overview.context["sections"][0].is_open
+    assert "charged, posted when the hour closes" in overview.content.decode()
+    # The closed hour is one rolled-up row.
+    assert [(row["row"], row["entries"]) for row in rows] == [
+        ("open", "30"),
+        ("usage", "1"),
+        ("period_total", "1"),
+        ("total", "1"),
+    ]
+    assert Decimal(rows[0]["amount_usd"]) == -RATE / 2 and rows[0]["posted_at"] == ""
+    assert Decimal(rows[-1]["amount_usd"]) == -RATE
