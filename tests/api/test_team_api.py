@@ -4,6 +4,8 @@ secrets never come back, the console's team rules hold, other teams' rows are 40
 without the capability 403, read-only keys 403, and refused input changes nothing."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -270,3 +272,23 @@ def test_an_idempotent_invite_create_makes_one_invite(api):
     second = api.post("/api/v1/invites/", {"role": "dev"}, format="json", **headers)
     assert first.status_code == second.status_code == 201
     assert first.json() == second.json() and Invite.objects.count() == 1
+
+
+def test_the_lists_run_the_same_queries_for_2_rows_as_for_12(api, team, alice):
+    def grow(total: int) -> None:
+        while Membership.objects.filter(team=team).count() < total:
+            n = Membership.objects.count()
+            user = make_user(f"m{n}@example.com")
+            Membership.objects.create(team=team, user=user, role=Role.DEV)
+            create_invite(team=team, actor=user, role=Role.BASIC)
+            save_registry_credential(actor=user, team=team, **{**REGISTRY, "name": f"r{n}"})
+
+    counts = []
+    for total in (2, 12):
+        grow(total)
+        api.get("/api/v1/members/")  # warm: the key's last_used_at write happens once
+        with CaptureQueriesContext(connection) as queries:
+            for url in ("/api/v1/members/", "/api/v1/invites/", "/api/v1/registry-credentials/"):
+                assert api.get(url).json()["count"] >= total - 1
+        counts.append(len(queries))
+    assert counts[0] == counts[1] <= 12, counts  # 4 per list: key, membership, count, rows
