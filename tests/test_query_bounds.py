@@ -219,11 +219,20 @@ def outside_url_names(resolver=None, prefix: str = "") -> dict[str, bool]:
 
 # The pages outside a team that take arguments, with values that name nothing (their query
 # string is what is under test).
+SERVERLESS_ENDPOINT_ROUTES = ("run", "runsync", "purge-queue", "health")
+SERVERLESS_JOB_ROUTES = ("status", "stream", "cancel", "retry")
 WITH_ARGUMENTS = [
     ("account_confirm_email", {"key": "no-such-key"}),
     ("account_reset_password_from_key", {"uidb36": "1", "key": "no-such-key"}),
     ("invite_accept", {"token": "no-such-invite"}),
     ("proxy_auth", {"target": "nosuchpod-8080"}),
+    *[(f"v2-{name}", {"endpoint_id": "nosuchendpoint"}) for name in SERVERLESS_ENDPOINT_ROUTES],
+    *[(f"v2-{name}", {"endpoint_id": "no", "job_id": "no"}) for name in SERVERLESS_JOB_ROUTES],
+    ("v2-ping", {"endpoint_id": "nosuch", "worker_id": "nosuch"}),
+    *[
+        (f"v2-{name}", {"endpoint_id": "nosuch", "worker_id": "nosuch", "job_id": "nosuch"})
+        for name in ("job-done", "job-stream")
+    ],
 ]
 PLAIN = sorted(name for name, takes_arguments in outside_url_names().items() if not takes_arguments)
 OUTSIDE = [(name, {}) for name in PLAIN] + WITH_ARGUMENTS
