@@ -2,6 +2,8 @@
 page; each write audited; outsiders get 404 and roles without the capability 403."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from serverless.models import Endpoint, Job, Worker
@@ -170,3 +172,29 @@ def test_another_teams_endpoint_is_a_404_in_my_team(team, alice, charlie):
     theirs = an_endpoint(charlie.memberships.get().team)
     url = reverse("endpoint_detail", args=[team.slug, theirs.public_id])
     assert login(alice).get(url).status_code == 404
+
+
+def queries(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as context:
+        assert client.get(url).status_code == 200
+    return len(context.captured_queries)
+
+
+def add_endpoint_rows(team, endpoint, count: int) -> None:
+    for n in range(count):
+        an_endpoint(team, name=f"endpoint {n}")
+        a_worker(endpoint)
+        job = Job.objects.create(endpoint=endpoint, input={"n": n}, execution_timeout=600)
+        worker = Worker.objects.filter(endpoint=endpoint).last()
+        Job.objects.filter(pk=job.pk).update(worker=worker, status="IN_PROGRESS")
+
+
+@pytest.mark.parametrize("name", ["endpoint_list", "endpoint_detail"])
+def test_the_page_runs_as_many_queries_for_12_rows_as_for_2(team, alice, name):
+    endpoint = an_endpoint(team)
+    args = [team.slug] if name == "endpoint_list" else [team.slug, endpoint.public_id]
+    url, client = reverse(name, args=args), login(alice)
+    add_endpoint_rows(team, endpoint, 2)
+    few = queries(client, url)
+    add_endpoint_rows(team, endpoint, 10)
+    assert queries(client, url) == few <= 20
