@@ -123,6 +123,7 @@ def test_the_http_demo_template_answers_through_the_proxy(team, alice, parts, of
     assert IDLE_COMMAND not in pod_log(pod)
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_the_jupyter_template_installs_jupyter_lab_and_answers_through_the_proxy(
     team, alice, parts, official
