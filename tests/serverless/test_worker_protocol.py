@@ -5,8 +5,10 @@ queue: workers claiming concurrently never take the same job."""
 
 import json
 import threading
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 
@@ -160,3 +162,20 @@ def test_concurrent_claims_never_take_the_same_job(endpoint):
     owners = dict(Job.objects.values_list("public_id", "worker__public_id"))
     for worker, ids in zip(workers, taken, strict=True):
         assert all(owners[job_id] == worker.public_id for job_id in ids)
+
+
+@pytest.mark.django_db
+def test_register_worker_prints_the_variables_with_runpods_url_templates(endpoint):
+    out = StringIO()
+    call_command("register_worker", endpoint.public_id, "--base-url", "http://h:8000", stdout=out)
+    env = dict(line.removeprefix("export ").split("=", 1) for line in out.getvalue().splitlines())
+    worker = Worker.objects.get()
+    root = f"http://h:8000/v2/{endpoint.public_id}"
+    assert env["RUNPOD_WEBHOOK_GET_JOB"] == f"'{root}/job-take/$ID?gpu=cpu'"
+    assert env["RUNPOD_WEBHOOK_POST_OUTPUT"] == f"'{root}/job-done/$RUNPOD_POD_ID/$ID?gpu=cpu'"
+    assert env["RUNPOD_WEBHOOK_POST_STREAM"] == f"'{root}/job-stream/$RUNPOD_POD_ID/$ID?gpu=cpu'"
+    assert env["RUNPOD_WEBHOOK_PING"] == f"'{root}/ping/$RUNPOD_POD_ID?gpu=cpu'"
+    assert env["RUNPOD_POD_ID"] == worker.public_id
+    assert services.authenticate_worker(
+        endpoint_id=endpoint.public_id, worker_id=worker.public_id, secret=env["RUNPOD_AI_API_KEY"]
+    )
