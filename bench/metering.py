@@ -1,27 +1,31 @@
 """Metering ticks for N running pods, against bare SQL doing the same writes, in one run.
 
     ./scripts/bench.sh bench/metering.py [--sizes 10000,100000,1000000] [--balance 1000]
+                                         [--catch-up 60]
 
 (scripts/bench.sh starts a throwaway PostgreSQL and sets DATABASE_URL; with your own, run
-`DATABASE_URL=postgres://... python bench/metering.py`.) For each size it builds that many
-running pods (one A40 each, a 20 GB volume and a 10 GB container disk, ten pods a team, each
-team with `--balance` dollars) with set-based INSERTs (generate_series), then runs the ticks of
-three minutes around an hour boundary after a first tick that starts metering them:
+`DATABASE_URL=postgres://.../postgres python bench/metering.py`: it works in a database of its
+own, bench_metering_<pid>, dropped at the end.) For each size it builds that many running pods
+(one A40 each, a 20 GB volume and a 10 GB container disk, ten pods a team, each team with
+`--balance` dollars) with set-based INSERTs (generate_series), then runs a first tick that
+starts metering them and three timed ticks around an hour boundary:
 
     10:59 (first)   11:00   11:01   11:02
 
 Each timed tick is `pods.metering.meter(until=...)`; before it, the same writes done by bare
-SQL (BARE_SQL) are timed in a transaction that is rolled back, so both start from the same
-state. It prints one line a size, e.g.
+SQL (MINUTE_SQL, and HOUR_SQL when an hour closes) are timed in a transaction that is rolled
+back, so both start from the same state. It prints one line a size:
 
-    100000 pods, 10000 teams: minute tick 0.4 s, bare SQL 0.2 s, 2.0x, 0 ledger rows;
-    hour-closing tick 3.1 s, bare SQL 1.8 s, 1.7x, 200000 ledger rows; 4800000 ledger rows
-    per simulated day (2.00 per resource per hour)
+    <N> pods, <T> teams: minute tick <s>, bare SQL <s>, <ratio>x, <rows> ledger rows;
+    hour-closing tick <s>, bare SQL <s>, <ratio>x, <rows> ledger rows; <rows> ledger rows per
+    simulated day (<rows> per resource per hour)[; catch-up of <M> minutes ...]
 
 The hour-closing tick is the timed tick that wrote the most ledger rows, the minute tick the
 last one (11:02, no hour closes in it). Rows per simulated day = 24 x the hour-closing tick's
-rows + 1416 x the minute tick's rows; a resource is a pod's compute or its storage. Progress
-goes to stderr.
+rows + 1416 x the minute tick's rows; a resource is a pod's compute or its storage.
+`--catch-up M` then times one tick M minutes late (with `--balance 1`, teams short of funds:
+the line says how many pod minutes it wrote off; the bare SQL charges every minute, so that
+ratio is not like for like). Progress goes to stderr.
 """
 
 import argparse
@@ -175,8 +179,8 @@ def build(pods: int, balance: int) -> int:
 MINUTE_SQL = """
     UPDATE billing_billingaccount a SET balance = a.balance + s.amount,
         usage_accrued = a.usage_accrued + s.amount, usage_metered_until = %(until)s
-    FROM (SELECT team_id, -SUM(ROUND(meter_compute / 60, 10)
-                               + ROUND(meter_storage_running / 43200, 10)) AS amount
+    FROM (SELECT team_id, -SUM(ROUND(meter_compute * %(minutes)s / 60, 10)
+                               + ROUND(meter_storage_running * %(minutes)s / 43200, 10)) AS amount
           FROM pods_pod WHERE status = 'running' GROUP BY team_id) s
     WHERE a.team_id = s.team_id
 """
@@ -202,7 +206,9 @@ HOUR_SQL = [
         'pod:' || r.public_id || ':' || r.kind || ':'
             || to_char(r.period_start AT TIME ZONE 'UTC', 'YYYYMMDDHH24MI') || '-'
             || to_char(%(hour)s AT TIME ZONE 'UTC', 'YYYYMMDDHH24MI'),
-        'pod', r.public_id, 'Compute, pod ' || r.name, r.period_start, %(hour)s, r.minutes, now()
+        'pod', r.public_id,
+        CASE r.kind WHEN 'usage_compute' THEN 'Compute, pod ' ELSE 'Storage, pod ' END || r.name,
+        r.period_start, %(hour)s, r.minutes, now()
     FROM bench_rows r JOIN billing_billingaccount a ON a.team_id = r.team_id
     ORDER BY r.team_id, r.period_start
     ON CONFLICT (idempotency_key) DO NOTHING
@@ -219,23 +225,29 @@ HOUR_SQL = [
 ]
 
 
-def bare_statements(until: datetime) -> list[str]:
-    """The tick to `until` charges its last minute, and closes an hour if `until` starts one."""
-    return [MINUTE_SQL, *(HOUR_SQL if until.minute == 0 else [])]
+def bare_statements(since: datetime, until: datetime) -> list[tuple[str, dict]]:
+    """A tick from `since` to `until` charges those minutes and closes every hour that ends
+    after `since` and by `until`."""
+    minutes = int((until - since).total_seconds()) // 60
+    statements = [(MINUTE_SQL, {"until": until, "minutes": minutes})]
+    hour = since.replace(minute=0) + timedelta(hours=1)
+    while hour <= until:
+        statements += [(statement, {"hour": hour}) for statement in HOUR_SQL]
+        hour += timedelta(hours=1)
+    return statements
 
 
 def usage_rows() -> int:
     return scalar("SELECT COUNT(*) FROM billing_ledgerentry WHERE kind LIKE 'usage_%%'")
 
 
-def time_bare_sql(until: datetime) -> float:
+def time_bare_sql(since: datetime, until: datetime) -> float:
     from django.db import connection, transaction
 
-    params = {"until": until, "hour": until.replace(minute=0)}
     started = time.perf_counter()
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            for statement in bare_statements(until):
+            for statement, params in bare_statements(since, until):
                 cursor.execute(statement, params)
             elapsed = time.perf_counter() - started
             raise _RolledBack
@@ -249,41 +261,49 @@ class _RolledBack(Exception):
     """Leaves the bare statements' transaction without committing it."""
 
 
-def time_tick(until: datetime) -> tuple[float, int]:
+def time_tick(until: datetime) -> tuple[float, int, int]:
+    """Seconds, ledger rows written and pod minutes written off by the tick to `until`."""
     from pods.metering import meter
 
     before = usage_rows()
     started = time.perf_counter()
-    meter(until=until)
+    result = meter(until=until)
     elapsed = time.perf_counter() - started
-    return elapsed, usage_rows() - before
+    return elapsed, usage_rows() - before, result.written_off_minutes
 
 
-def run_size(pods: int, balance: int) -> str:
+def timed_tick(since: datetime, until: datetime) -> tuple[float, float, int, int]:
+    bare = time_bare_sql(since, until)
+    tick, rows, written_off = time_tick(until)
+    progress(f"tick to {until:%H:%M}: {tick:.2f} s, bare SQL {bare:.2f} s, {rows} rows")
+    return tick, bare, rows, written_off
+
+
+def run_size(pods: int, balance: int, catch_up: int) -> str:
     reset()
     teams = build(pods, balance)
-    first, rows = time_tick(TICKS[0])
+    first, rows, _ = time_tick(TICKS[0])
     progress(f"first tick {first:.1f} s ({rows} ledger rows)")
-    measured = []
-    for until in TICKS[1:]:
-        bare = time_bare_sql(until)
-        tick, rows = time_tick(until)
-        progress(f"tick to {until:%H:%M}: {tick:.2f} s, bare SQL {bare:.2f} s, {rows} rows")
-        measured.append((tick, bare, rows))
+    measured = [timed_tick(since, until) for since, until in zip(TICKS, TICKS[1:], strict=False)]
     closing = max(measured, key=lambda m: m[2])
     minute = measured[-1]
     per_day = 24 * closing[2] + (24 * 60 - 24) * minute[2]
     per_resource_hour = per_day / (2 * pods * 24)
-    return (
+    line = (
         f"{pods} pods, {teams} teams: minute tick {_timed(minute)}; "
         f"hour-closing tick {_timed(closing)}; {per_day} ledger rows per simulated day "
         f"({per_resource_hour:.2f} per resource per hour)"
     )
+    if catch_up:
+        late = timed_tick(TICKS[-1], TICKS[-1] + timedelta(minutes=catch_up))
+        line += f"; catch-up of {catch_up} minutes {_timed(late)}"
+    return line
 
 
-def _timed(measured: tuple[float, float, int]) -> str:
-    tick, bare, rows = measured
-    return f"{tick:.2f} s, bare SQL {bare:.2f} s, {tick / bare:.1f}x, {rows} ledger rows"
+def _timed(measured: tuple[float, float, int, int]) -> str:
+    tick, bare, rows, written_off = measured
+    cut = f" ({written_off} pod minutes written off)" if written_off else ""
+    return f"{tick:.2f} s{cut}, bare SQL {bare:.2f} s, {tick / bare:.1f}x, {rows} ledger rows"
 
 
 def reset() -> None:
@@ -298,12 +318,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated pod counts")
     parser.add_argument("--balance", type=int, default=1000, help="each team's dollars")
+    parser.add_argument(
+        "--catch-up", type=int, default=0, help="then time a catch-up of this many minutes"
+    )
     args = parser.parse_args()
     base = setup_django()
     try:
         for size in (int(size) for size in args.sizes.split(",")):
             progress(f"size {size}")
-            print(run_size(size, args.balance), flush=True)
+            print(run_size(size, args.balance, args.catch_up), flush=True)
     finally:
         drop_database(base)
 
