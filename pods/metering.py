@@ -338,6 +338,9 @@ def _reopen_stale(step: Step, scope: Scope) -> None:
         )
         _skip_locked(cursor, STALE, PODS)
         _skip_locked(cursor, f"{STALE}_v", VOLUMES)
+        if not _any_rows(cursor, STALE, f"{STALE}_v"):
+            cursor.execute(f"DROP TABLE {STALE}, {STALE}_v")
+            return
     segments = segments_sql(
         pods=f"p.id IN (SELECT id FROM {STALE})", volumes=f"v.id IN (SELECT id FROM {STALE}_v)"
     )
@@ -351,6 +354,13 @@ def _reopen_stale(step: Step, scope: Scope) -> None:
         cursor.execute(_REOPEN_PODS)
         cursor.execute(_REOPEN_VOLUMES)
         cursor.execute(f"DROP TABLE {STALE}, {STALE}_v")
+
+
+def _any_rows(cursor, *tables: str) -> bool:
+    """Whether a step has anything to do (most ticks reopen and close nothing)."""
+    union = " UNION ALL ".join(f"SELECT 1 FROM {table}" for table in tables)
+    cursor.execute(f"SELECT EXISTS ({union})")
+    return cursor.fetchone()[0]
 
 
 def _skip_locked(cursor, stage: str, table: str) -> None:
@@ -525,6 +535,9 @@ def _close_hours(step: Step, *, until: datetime) -> None:
                 f"FOR UPDATE OF {alias} SKIP LOCKED",
                 params,
             )
+        if not _any_rows(cursor, "pods_meter_close_p", "pods_meter_close_v"):
+            cursor.execute("DROP TABLE pods_meter_close_p, pods_meter_close_v")
+            return
     segments = segments_sql(
         pods="p.id IN (SELECT id FROM pods_meter_close_p)",
         volumes="v.id IN (SELECT id FROM pods_meter_close_v)",
