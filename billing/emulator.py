@@ -50,6 +50,29 @@ def register_webhook(base_url: str, *, url: str, secret: str, name: str = "conso
     response.raise_for_status()
 
 
+STAND_IN_PATH = "/js.stripe.com/v3/"
+
+
+def scoped_stand_in(source: str) -> str:
+    """localstripe's Stripe.js stand-in declares `class Element` at the top level of a classic
+    script, which shadows window.Element for every script on the page (Bootstrap's
+    `Element.prototype.matches` then throws on each event). Inside a function scope only its
+    `Stripe` global (an undeclared assignment) reaches the page, as with the real Stripe.js."""
+    return "(function () {\n" + source + "\n})();\n"
+
+
+def _stand_in_middleware(server):
+    script = scoped_stand_in((Path(server.__file__).parent / "localstripe-v3.js").read_text())
+
+    @web.middleware
+    async def serve_scoped_stand_in(request, handler):
+        if request.path == STAND_IN_PATH:
+            return web.Response(text=script, content_type="application/javascript")
+        return await handler(request)
+
+    return serve_scoped_stand_in
+
+
 def _serve(port: int, state: Path | None) -> None:
     from localstripe import resources, server
 
@@ -68,6 +91,7 @@ def _serve(port: int, state: Path | None) -> None:
     resources.store.try_load_from_disk()
     # localstripe's own start() listens on every interface ("::"), where pods (whose outbound
     # traffic leaves through the host's stack) and the network could reach it: loopback only.
+    server.app.middlewares.insert(0, _stand_in_middleware(server))
     sock = socket.create_server(("127.0.0.1", port), reuse_port=False)
     web.run_app(server.app, sock=sock, access_log=None, print=None)
 

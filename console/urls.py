@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from api import views as api_views
@@ -19,6 +21,8 @@ team_urls = [
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    # Pages without an icon link (the admin site's) make browsers ask for /favicon.ico.
+    path("favicon.ico", RedirectView.as_view(url=static("img/logo.svg"), permanent=True)),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     # Public like the docs: outside api/v1/'s resolver, so not a team-scoped API action.

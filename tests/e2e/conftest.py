@@ -12,6 +12,8 @@ Every test under tests/e2e/ is marked `e2e` automatically and needs
         page = login_page(user)            # a fresh browser context, already signed in
         page.goto(live_url("/"))           # relative URLs work too: page.goto("/")
         shot(page, "dashboard")            # -> $ARTIFACTS_DIR/<test name>/01-dashboard.png
+
+A JS console error on any page from new_page/login_page fails the test (no_console_errors).
 """
 
 import os
@@ -59,6 +61,12 @@ CHROMIUM_ARGS = [
 ]
 
 
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers", "console_errors_expected: the test provokes JS console errors on purpose"
+    )
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if E2E_DIR in Path(str(item.fspath)).parents:
@@ -97,13 +105,36 @@ def live_url(live_server) -> Callable[[str], str]:
 
 
 @pytest.fixture
-def new_page(new_context) -> Callable:
+def console_errors() -> list[str]:
+    """Every JS error on the test's pages ("<url>: <message>"): console.error() calls (failed
+    loads included) and uncaught exceptions. Pages from new_page and login_page are watched;
+    watch_console(page, console_errors) watches any other."""
+    return []
+
+
+def watch_console(page, errors: list[str]):
+    page.on("console", lambda m: m.type == "error" and errors.append(f"{page.url}: {m.text}"))
+    page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}"))
+    return page
+
+
+@pytest.fixture(autouse=True)
+def no_console_errors(request, console_errors: list[str]):
+    """Fails any browser test whose pages logged a JS error; a test that provokes one on purpose
+    is marked `@pytest.mark.console_errors_expected`."""
+    yield
+    if request.node.get_closest_marker("console_errors_expected") is None:
+        assert console_errors == [], "JS console errors:\n" + "\n".join(console_errors)
+
+
+@pytest.fixture
+def new_page(new_context, console_errors: list[str]) -> Callable:
     """A page in a fresh browser context (its own cookies): one per person in the test."""
 
     def make(**context_args):
         page = new_context(**context_args).new_page()
         page.set_default_timeout(15_000)
-        return page
+        return watch_console(page, console_errors)
 
     return make
 
