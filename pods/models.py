@@ -75,9 +75,17 @@ class DataCenter(models.Model):
         return self.id
 
 
+# SPEC.md (Hosting): machines under 98 % reliability leave the GPU pool.
+MIN_RELIABILITY = Decimal("98")
+
+
 class MachineQuerySet(models.QuerySet):
-    def available(self) -> MachineQuerySet:
-        return self.filter(is_listed=True, is_online=True)
+    def available(self, team: Team | None = None) -> MachineQuerySet:
+        """Machines offered to new deploys: listed, online, at or above the reliability floor
+        (SPEC.md: under 98 % a machine leaves the GPU pool), and out of burn-in, except a
+        machine in burn-in for its own host team's self-rental test."""
+        pool = Q(burn_in=False) | Q(burn_in=True, host_team=team) if team else Q(burn_in=False)
+        return self.filter(pool, is_listed=True, is_online=True, reliability__gte=MIN_RELIABILITY)
 
     def with_capacity(self) -> MachineQuerySet:
         """Annotate used_/free_ GPUs, vCPU and RAM from the pods holding resources."""
@@ -112,6 +120,15 @@ class Machine(models.Model):
     is_listed = models.BooleanField(default=True, help_text="Offered to new deploys")
     is_online = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Hosting (hosting app): the host team that lists the machine (None: the platform's own),
+    # burn-in (offered only to that team), the reliability score in percent that hosting
+    # keeps current, and the host's minimum spot bid per GPU (None: the GPU type's).
+    host_team = models.ForeignKey(
+        Team, models.PROTECT, null=True, blank=True, related_name="hosted_machines"
+    )
+    burn_in = models.BooleanField(default=False)
+    reliability = models.DecimalField(max_digits=5, decimal_places=2, default=Decimal("100"))
+    min_bid_per_gpu = money_field(null=True, blank=True)
 
     objects = MachineQuerySet.as_manager()
 

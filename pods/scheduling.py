@@ -8,7 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.db.models import Q
+
 from pods.models import CloudType, CpuInstanceType, DataCenter, GpuType, Machine, Pod
+from teams.models import Team
 
 
 class PlacementError(Exception):
@@ -30,6 +33,8 @@ class Need:
     bid_per_gpu: Decimal | None = None
     # The runtimes the pod's template runs on (PodTemplate.runtimes); empty: any.
     runtimes: tuple[str, ...] = ()
+    # The deploying team: a host team may place on its own machines in burn-in.
+    team: Team | None = None
 
     def outbids(self, pod: Pod) -> bool:
         return self.bid_per_gpu is None or pod.bid_per_gpu < self.bid_per_gpu
@@ -40,7 +45,13 @@ class Need:
 
 
 def candidates(need: Need):
-    machines = Machine.objects.available()
+    """Machines in the pool for this team (Machine.objects.available: reliability, burn-in)
+    of the wanted kind; a spot bid only reaches machines whose host's minimum bid it meets."""
+    machines = Machine.objects.available(need.team)
+    if need.bid_per_gpu is not None:
+        machines = machines.filter(
+            Q(min_bid_per_gpu=None) | Q(min_bid_per_gpu__lte=need.bid_per_gpu)
+        )
     if need.gpu_type is not None:
         return machines.filter(gpu_type=need.gpu_type)
     return machines.filter(gpu_count=0)

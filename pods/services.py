@@ -65,7 +65,7 @@ class DeployRequest:
     pricing: str = Pod.Pricing.ON_DEMAND
     bid_per_gpu: Decimal | None = None
 
-    def need(self) -> Need:
+    def need(self, *, team: Team | None = None) -> Need:
         data_center = self.data_center
         if self.network_volume is not None:
             data_center = self.network_volume.data_center
@@ -77,6 +77,7 @@ class DeployRequest:
             cpu_instance=self.cpu_instance,
             bid_per_gpu=self.bid_per_gpu if self.pricing == Pod.Pricing.SPOT else None,
             runtimes=tuple(self.template.runtimes) if self.template else (),
+            team=team,
         )
 
     def price(self) -> PodPrice:
@@ -173,7 +174,7 @@ def deploy_pod(*, actor, team: Team, request: DeployRequest) -> Pod:
         raise PodError("That network volume is not yours.", field="network_volume")
     with transaction.atomic():
         try:
-            placement = place(request.need())
+            placement = place(request.need(team=team))
         except PlacementError as error:
             raise PodError(str(error), field=error.field, code="placement") from error
         machine = placement.machine
