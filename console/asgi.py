@@ -23,7 +23,8 @@ application = ProtocolTypeRouter(
         ),
     }
 )
-# Pods' HTTP ports (/proxy/<pod>-<port>/ and <pod>-<port>.PROXY_DOMAIN) bypass Django: streamed.
-application = ProxyRouter(application)
 # Serverless long-polls (job-take, job-stop, a held /runsync) wait as coroutines, not threads.
 application = ServerlessRouter(application)
+# Pods' HTTP ports (/proxy/<pod>-<port>/ and <pod>-<port>.PROXY_DOMAIN) bypass Django: streamed.
+# Outermost, so a pod's own /v2/... paths on its origin reach the pod, not the console.
+application = ProxyRouter(application)

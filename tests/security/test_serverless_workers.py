@@ -146,3 +146,26 @@ def test_a_huge_error_is_cut(setting):
     post(url, {"error": "e" * 500_000}, secret)
     job.refresh_from_db()
     assert job.status == "FAILED" and len(job.error) == services.MAX_ERROR_CHARS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pods_own_v2_paths_on_its_origin_reach_the_pod_proxy_not_the_worker_protocol(
+    setting, settings
+):
+    """The pod proxy is outermost: /v2/... on <pod>-<port>.PROXY_DOMAIN is the pod's page."""
+    from asgiref.sync import async_to_sync
+
+    from console.asgi import application
+    from tests.pods.connect_helpers import Call
+
+    settings.PROXY_DOMAIN = "proxy.localhost"
+    settings.SERVERLESS_JOB_TAKE_HOLD = 0.2
+    mine, worker, secret, *_ = setting
+    call = Call(
+        "GET",
+        f"/v2/{mine.public_id}/job-take/{worker.public_id}",
+        [(b"authorization", secret.encode())],
+        host="nosuchpod12345-8080.proxy.localhost",
+    )
+    reply = async_to_sync(call.run)(application)
+    assert reply.status not in (200, 204, 401), reply.status  # the worker protocol's answers
