@@ -4,7 +4,7 @@ billed exactly as the console does it; the deploy is validated by the wizard's o
 
 from django.db.models import QuerySet
 from django.http import QueryDict
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -32,6 +32,27 @@ class PortSerializer(serializers.Serializer):
     protocol = serializers.CharField()
 
 
+class StoredRowsField(serializers.ReadOnlyField):
+    """A stored list of dicts (a pod's env or ports, validated when written) shown with just
+    `keys`: one comprehension instead of a nested serializer a row, which was a tenth of the
+    pod list's serializing time (bench/api.py)."""
+
+    keys: tuple[str, ...] = ()
+
+    def to_representation(self, value: list[dict]) -> list[dict]:
+        return [{key: row[key] for key in self.keys} for row in value]
+
+
+@extend_schema_field(EnvVarSerializer(many=True))
+class EnvRowsField(StoredRowsField):
+    keys = ("key", "value")
+
+
+@extend_schema_field(PortSerializer(many=True))
+class PortRowsField(StoredRowsField):
+    keys = ("port", "protocol")
+
+
 class PodSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="public_id", read_only=True)
     gpu_type = serializers.CharField(source="gpu_type_id", allow_null=True)
@@ -42,8 +63,8 @@ class PodSerializer(serializers.ModelSerializer):
     network_volume = serializers.CharField(
         source="network_volume.public_id", default=None, allow_null=True
     )
-    env = EnvVarSerializer(many=True)
-    ports = PortSerializer(many=True)
+    env = EnvRowsField()
+    ports = PortRowsField()
     price_per_hour = serializers.SerializerMethodField()
 
     class Meta:

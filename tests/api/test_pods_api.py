@@ -248,3 +248,15 @@ def test_the_pod_list_runs_the_same_queries_for_2_pods_as_for_12(api, team, part
     for _ in range(10):
         stopped_pod(team, parts["machine"], status=Pod.Status.RUNNING)
     assert queries() == few
+
+
+def test_env_and_ports_are_shown_with_the_schemas_keys_only(api, team, parts):
+    pod = stopped_pod(
+        team,
+        parts["machine"],
+        env=[{"key": "A", "value": "1"}],
+        ports=[{"port": 8888, "protocol": "http", "internal": "x"}],
+    )
+    [row] = api.get("/api/v1/pods/").json()["results"]
+    assert row["env"] == [{"key": "A", "value": "1"}] == pod.env
+    assert row["ports"] == [{"port": 8888, "protocol": "http"}]
