@@ -26,7 +26,7 @@ def test_it_refuses_above_the_spend_limit_and_says_by_how_much(funded, burn_rate
     result = services.can_afford(team=funded, extra_cost_per_hour=Decimal("0.79"))
     assert not result.ok
     assert result.shortfall == Decimal("0.29")
-    assert "spend limit of $80.00/h by $0.2900/h" in result.reason
+    assert "spend limit of $80.00/h by $0.29/h" in result.reason
 
 
 def test_it_refuses_when_the_balance_does_not_cover_an_hour(team, burn_rates):

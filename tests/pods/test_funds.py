@@ -149,7 +149,7 @@ def test_billing_the_wizard_and_can_afford_read_one_burn_rate_with_network_volum
     assert can_afford(team=team, extra_cost_per_hour=0).burn_rate == Decimal("1.05")
     client = login(alice)
     billing_page = client.get(reverse("billing", args=[team.slug])).content.decode()
-    assert "$1.050" in billing_page
+    assert "$1.05" in billing_page
     review = client.post(
         reverse("pod_deploy", args=[team.slug]), valid(action="refresh", tcp_ports="")
     ).content.decode()
