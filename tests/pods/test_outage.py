@@ -96,7 +96,7 @@ def test_the_write_off_is_listed_for_staff(team, twelve_dollar_gpu):
     tick(60)
     page = staff().get(reverse("admin:billing_usagewriteoff_changelist")).content.decode()
     assert "Acme" in page and "Pod trainer" in page
-    assert ">59<" in page and "$11.8000" in page
+    assert ">59<" in page and "$11.80<" in page
 
 
 def test_a_catch_up_ends_where_ticks_on_time_would_have_stopped_the_pods(team, twelve_dollar_gpu):
