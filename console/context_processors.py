@@ -13,6 +13,8 @@ NAVIGATION = [
     ("Templates", "layers", "template_list", "use"),
     ("Storage", "database", "storage", "use"),
     ("Billing", "credit-card", "billing", "billing"),
+    # The supply side: machines a vetted host team lists (the page says how to apply).
+    ("Hosting", "server", "hosting", "use"),
     # The signed-in person's own link and commissions, not the team's: every role.
     ("Referrals", "gift", "referrals", "member"),
     ("Team", "people", "members", "member"),

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "pods",
     "serverless",
     "referrals",
+    "hosting",
     "api",
     "console",
 ]
@@ -249,6 +250,13 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Serverless: running jobs past their execution timeout become TIMED_OUT (their worker is
     # told to stop them); results past retention are deleted. By hand: `manage.py sweep_jobs`.
     "sweep-serverless-jobs": {"task": "serverless.tasks.sweep_jobs_task", "schedule": 5.0},
+    # Hosting: machines whose agent sent no heartbeat for 90 s go offline (metering charges
+    # nothing there) with a downtime interval; reliability scores follow the rolling window.
+    # By hand: `manage.py check_heartbeats`.
+    "check-heartbeats": {"task": "hosting.tasks.check_heartbeats_task", "schedule": 30.0},
+    # Hosting: unlist machines 4 days before booked maintenance, remind renters a day before,
+    # list them again after. By hand: `manage.py maintenance_sweep`.
+    "maintenance-sweep": {"task": "hosting.tasks.maintenance_sweep_task", "schedule": crontab()},
 }
 
 # Serverless: how long a worker's job-take / job-stop long-poll is held (the SDK gives up at

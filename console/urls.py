@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView
 from api import views as api_views
 from api.graphql.view import GraphqlView
 from console import views
+from hosting import api as hosting_api
 
 # Everything a team owns lives under /t/<team>/, so an outsider's request is a 404 by URL.
 team_urls = [
@@ -16,6 +17,7 @@ team_urls = [
     path("referrals/", include("referrals.urls")),
     path("", include("pods.urls")),
     path("serverless/", include("serverless.urls")),
+    path("hosting/", include("hosting.urls")),
 ]
 
 urlpatterns = [
@@ -28,6 +30,8 @@ urlpatterns = [
     # Public like the docs: outside api/v1/'s resolver, so not a team-scoped API action.
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", api_views.docs, name="api-docs"),
+    # The host agent's own credential (a machine token), not a team API key: outside api.urls.
+    path("api/v1/hosts/heartbeat", hosting_api.heartbeat, name="host-heartbeat"),
     path("api/v1/", include("api.urls")),
     path("graphql", GraphqlView.as_view(), name="graphql"),
     path("", include("teams.public_urls")),
