@@ -232,12 +232,20 @@ def deploy_body(args: argparse.Namespace) -> dict:
 
 
 def cmd_create_pods(api: Api, args: argparse.Namespace) -> int:
-    created = [api.call("POST", "/api/v1/pods/", deploy_body(args)) for _ in range(args.podCount)]
-    if args.json:
-        print(json.dumps(created, indent=2))
-        return EXIT_OK
-    for pod in created:
-        print(f'pod "{printable(pod["id"])}" created for ${money(pod["price_per_hour"])} / hr')
+    """Deploys one pod after another. If one is refused, the pods already created are still
+    printed (then the error, exit 1), so a script learns every id it must clean up."""
+    created: list[dict] = []
+    try:
+        for _ in range(args.podCount):
+            pod = api.call("POST", "/api/v1/pods/", deploy_body(args))
+            created.append(pod)
+            if not args.json:
+                print(
+                    f'pod "{printable(pod["id"])}" created for ${money(pod["price_per_hour"])} / hr'
+                )
+    finally:
+        if args.json:
+            print(json.dumps(created, indent=2))
     return EXIT_OK
 
 

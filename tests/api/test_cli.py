@@ -185,6 +185,21 @@ def test_a_refused_deploy_exits_1_with_the_servers_message(configured):
 
 
 @live
+@pytest.mark.usefixtures("reap")
+def test_pods_created_before_a_refusal_are_still_printed(configured):
+    """The A40 machine has 4 GPUs: the second pod of 3 GPUs finds no room."""
+    done = podctl(
+        configured,
+        *["create", "pods", "--gpuType", "NVIDIA A40", "--gpuCount", "3", "--podCount", "2"],
+        *["--imageName", "python:3.11-slim", "--containerDiskSize", "5", "--volumeSize", "1"],
+        *["--args", "sleep 600", "--json"],
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    [printed] = json.loads(done.stdout)
+    assert Pod.objects.get().public_id == printed["id"]
+
+
+@live
 def test_other_teams_pods_are_not_found_and_untouched(configured, charlie, parts):
     theirs = stopped_pod(charlie.memberships.get().team, parts["machine"])
     assert "No Pod matches" in refused(configured, 1, "get", "pod", theirs.public_id)
