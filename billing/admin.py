@@ -21,6 +21,9 @@ from billing.money import format_usd, money_field
 from billing.widgets import MoneyInput
 from teams.admin import ReadOnlyAdmin
 
+# For admins that edit prices or limits per hour: up to 4 decimals, not the ledger's 10.
+MONEY_WIDGET = {type(money_field()): {"widget": MoneyInput(places=4)}}
+
 
 def money_column(field: str, description: str, places: int = 2):
     """An admin column (or read-only field) showing a money field as $1.00, not 1.0000000000."""
@@ -55,7 +58,7 @@ class BillingAccountAdmin(admin.ModelAdmin):
         "adjust_link",
     ]
     readonly_fields = [f for f in fields if f != "spend_limit_override"]
-    formfield_overrides = {type(money_field()): {"widget": MoneyInput(places=4)}}
+    formfield_overrides = MONEY_WIDGET
     actions = ["turn_off_auto_recharge"]
     auto_recharge_threshold_usd = money_column("auto_recharge_threshold", "Auto-recharge below")
     auto_recharge_amount_usd = money_column("auto_recharge_amount", "Auto-recharge amount")

@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from billing.admin import MONEY_WIDGET
 from pods.lifecycle import STUCK_AFTER, stuck
 from pods.models import (
     CpuInstanceType,
@@ -20,6 +21,7 @@ from pods.runtime.process import bwrap_works
 class GpuTypeAdmin(admin.ModelAdmin):
     list_display = ["id", "display_name", "memory_gb", "secure_price", "community_price", "min_bid"]
     list_editable = ["secure_price", "community_price", "min_bid"]
+    formfield_overrides = MONEY_WIDGET
     list_filter = ["manufacturer", "is_active"]
     search_fields = ["id", "display_name"]
 
@@ -28,6 +30,7 @@ class GpuTypeAdmin(admin.ModelAdmin):
 class CpuInstanceTypeAdmin(admin.ModelAdmin):
     list_display = ["id", "name", "vcpu", "memory_gb", "price"]
     list_editable = ["price"]
+    formfield_overrides = MONEY_WIDGET
 
 
 @admin.register(DataCenter)

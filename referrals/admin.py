@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from billing.admin import money_column
 from billing.forms import AdjustmentForm
 from billing.money import format_usd
 from referrals import services
@@ -42,7 +43,9 @@ class ReferralAdmin(ReadOnlyAdmin):
 
 @admin.register(Commission)
 class CommissionAdmin(ReadOnlyAdmin):
-    list_display = ["earned_at", "earner", "kind", "spend", "amount", "team", "key"]
+    list_display = ["earned_at", "earner", "kind", "spend_usd", "amount_usd", "team", "key"]
+    spend_usd = money_column("spend", "Spend", 4)
+    amount_usd = money_column("amount", "Commission", 4)
     list_filter = ["kind", "program"]
     search_fields = ["earner__email", "key", "public_id", "template_name"]
     list_select_related = ["earner", "team"]

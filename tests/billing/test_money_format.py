@@ -100,3 +100,12 @@ def test_the_admin_shows_money_columns_and_fields_as_money(team, staff):
     assert "$10.00" in html  # the auto-recharge threshold
     assert 'value="80.00"' in html  # the one editable amount, in the money widget
     assert "0000000" not in html
+
+
+def test_the_gpu_price_list_edits_prices_with_up_to_four_decimals(staff):
+    from tests.pods.factories import catalogue
+
+    catalogue()
+    html = staff.get(reverse("admin:pods_gputype_changelist")).content.decode()
+    assert 'value="0.79"' in html and 'step="0.0001"' in html
+    assert "0.7900000000" not in html
