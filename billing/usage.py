@@ -151,21 +151,24 @@ def _lock_accounts(cursor) -> list[int]:
     return team_ids
 
 
+# Batches hold thousands of teams: one array parameter (ANY) plans in a fraction of the time
+# of thousands of IN placeholders.
+
+
 def ensure_accounts(team_ids: Sequence[int]) -> None:
-    existing = set(
-        BillingAccount.objects.filter(team_id__in=team_ids).values_list("team_id", flat=True)
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT team_id FROM {ACCOUNTS} WHERE team_id = ANY(%s)", [list(team_ids)])
+        existing = {row[0] for row in cursor.fetchall()}
     missing = [BillingAccount(team_id=team_id) for team_id in team_ids if team_id not in existing]
     BillingAccount.objects.bulk_create(missing, ignore_conflicts=True)
 
 
 def lock_accounts(team_ids: Sequence[int]) -> None:
-    list(
-        BillingAccount.objects.select_for_update()
-        .filter(team_id__in=team_ids)
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {ACCOUNTS} WHERE team_id = ANY(%s) ORDER BY id FOR UPDATE",
+            [list(team_ids)],
+        )
 
 
 def _public_id_sql() -> str:
@@ -220,7 +223,11 @@ def _move_balances(cursor) -> Decimal:
 
 def move_watermarks(team_ids: Sequence[int], until: datetime) -> None:
     """The teams' usage is in their balances up to `until` (same transaction as the charge)."""
-    BillingAccount.objects.filter(team_id__in=team_ids).update(usage_metered_until=until)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {ACCOUNTS} SET usage_metered_until = %s WHERE team_id = ANY(%s)",
+            [until, list(team_ids)],
+        )
 
 
 def claim_accounts(*, until: datetime, after: int, size: int) -> list[tuple[int, int]]:

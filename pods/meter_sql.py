@@ -67,14 +67,24 @@ def segments_sql(teams: str = TEAMS, *, pods: str = "true", volumes: str = "true
 
 def pieces_sql(segments: str, start: str, end: str, *, step: str = "hour") -> str:
     """Each segment's minutes [start, end) (SQL over its columns, as x.*) cut at every hour
-    (or every minute) boundary: the segment's columns, h (the hour), pa and pb."""
-    return f"""
+    (or every minute) boundary: the segment's columns, h (the hour), pa and pb. A range within
+    one hour (every tick on time) is its own piece, without a series."""
+    ranges = f"SELECT x.*, {start} AS ra, {end} AS rb FROM ({segments}) AS x"
+    one_hour = "date_trunc('hour', s.ra) = date_trunc('hour', s.rb - interval '1 minute')"
+    series = f"""
         SELECT s.*, date_trunc('hour', g.at) AS h, GREATEST(s.ra, g.at) AS pa,
                LEAST(s.rb, g.at + interval '1 {step}') AS pb
-        FROM (SELECT x.*, {start} AS ra, {end} AS rb FROM ({segments}) AS x) AS s
-        CROSS JOIN LATERAL generate_series(date_trunc('{step}', s.ra),
-                                           s.rb - interval '1 minute', interval '1 {step}') AS g(at)
+        FROM s CROSS JOIN LATERAL generate_series(
+            date_trunc('{step}', s.ra), s.rb - interval '1 minute', interval '1 {step}') AS g(at)
         WHERE s.rb > s.ra
+    """
+    if step != "hour":
+        return f"WITH s AS ({ranges}) {series}"
+    return f"""
+        WITH s AS ({ranges})
+        SELECT s.*, date_trunc('hour', s.ra) AS h, s.ra AS pa, s.rb AS pb
+        FROM s WHERE s.rb > s.ra AND {one_hour}
+        UNION ALL {series} AND NOT {one_hour}
     """
 
 

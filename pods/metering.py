@@ -309,6 +309,7 @@ def _create_missing_accounts() -> None:
 def _create_teams(team_ids: list[int]) -> None:
     """The batch's teams and their watermarks, read under the account locks."""
     with connection.cursor() as cursor:
+        _no_jit(cursor)
         cursor.execute(f"DROP TABLE IF EXISTS {TEAMS}")
         cursor.execute(
             f"CREATE TEMPORARY TABLE {TEAMS} AS SELECT team_id, usage_metered_until AS w "
@@ -316,6 +317,12 @@ def _create_teams(team_ids: list[int]) -> None:
             [team_ids],
         )
         cursor.execute(f"ANALYZE {TEAMS}")
+
+
+def _no_jit(cursor) -> None:
+    """The planner takes each generate_series for 1,000 rows (a piece is one or a few), so
+    it JIT-compiles these queries: 2.7 s of compiling for 0.3 s of work at 10,000 pods."""
+    cursor.execute("SET LOCAL jit = off")
 
 
 def _drop_teams() -> None:
@@ -611,7 +618,8 @@ def _accrued_rows_sql(pods: str = "true", volumes: str = "true") -> str:
 
 
 def accrual_totals() -> dict[int, Decimal]:
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        _no_jit(cursor)
         cursor.execute(
             f"SELECT team_id, SUM(amount) FROM ({_accrued_rows_sql()}) AS r GROUP BY team_id"
         )
@@ -620,7 +628,8 @@ def accrual_totals() -> dict[int, Decimal]:
 
 def accrual_lines(team) -> list[usage.OpenAccrual]:
     rows = _accrued_rows_sql("p.team_id = %(team)s", "v.team_id = %(team)s")
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        _no_jit(cursor)
         cursor.execute(
             f"""
             SELECT kind, source_type, source_id, description, date_trunc('hour', period_start),
@@ -639,6 +648,7 @@ ACCRUALS = usage.AccrualProvider(totals=accrual_totals, lines=accrual_lines)
 def pod_accrued(pod: Pod) -> dict[str, Decimal]:
     """{kind: amount} the pod has been charged in its open segment and not posted yet."""
     rows = _accrued_rows_sql("p.id = %(id)s", "false")
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        _no_jit(cursor)
         cursor.execute(f"SELECT kind, SUM(amount) FROM ({rows}) AS r GROUP BY kind", {"id": pod.pk})
         return dict(cursor.fetchall())

@@ -26,6 +26,23 @@ def migrate(targets) -> object:
     return executor.loader.project_state(targets).apps
 
 
+def old_catalogue(apps) -> dict:
+    """The A40 ($0.79/h) and a machine with it, through the models of the old schema."""
+    DataCenter = apps.get_model("pods", "DataCenter")
+    GpuType = apps.get_model("pods", "GpuType")
+    Machine = apps.get_model("pods", "Machine")
+    dc = DataCenter.objects.create(id="EU-RO-1", name="Bucharest", country="RO")
+    a40 = GpuType.objects.create(
+        id="NVIDIA A40", display_name="A40", memory_gb=48, secure_price=Decimal("0.79"),
+        community_price=Decimal("0.47"), min_bid=Decimal("0.28"),
+    )  # fmt: skip
+    machine = Machine.objects.create(
+        name="a40-box", data_center_id=dc.pk, cloud_type="SECURE", gpu_type_id=a40.pk,
+        gpu_count=4, vcpu=32, memory_gb=128, disk_gb=4000,
+    )  # fmt: skip
+    return {"a40": a40, "machine": machine}
+
+
 def old_style_team(apps, parts, *, slug: str, minutes: int) -> None:
     """A team whose running A40 pod was metered the old way: a row per minute."""
     Team = apps.get_model("teams", "Team")
@@ -57,10 +74,8 @@ def old_style_team(apps, parts, *, slug: str, minutes: int) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_the_cut_over_keeps_every_balance_and_charges_each_minute_once():
-    from tests.pods.factories import catalogue
-
     old_apps = migrate(BEFORE)
-    parts = catalogue()  # machines and prices: the same tables before and after
+    parts = old_catalogue(old_apps)
     old_style_team(old_apps, parts, slug="early", minutes=20)
     old_style_team(old_apps, parts, slug="late", minutes=45)
     balances = dict(old_apps.get_model("billing", "BillingAccount").objects.values_list(
