@@ -323,21 +323,33 @@ class DeployForm(ContainerFieldsMixin, forms.Form):
         )
 
 
+def template_preset(template: PodTemplate) -> dict:
+    """The wizard's fields a template fills in (the browser applies them as they are, the
+    server through apply_template)."""
+    return {
+        "image": template.image,
+        "container_disk_gb": str(template.container_disk_gb),
+        "volume_gb": str(template.volume_gb),
+        "volume_mount_path": template.volume_mount_path,
+        "start_command": template.start_command,
+        "http_ports": template.ports_text("http"),
+        "tcp_ports": template.ports_text("tcp"),
+        "env": template.env,
+    }
+
+
 def apply_template(data, template: PodTemplate) -> None:
     """Prefill the wizard's fields (a mutable QueryDict or dict) from a template."""
-    data["image"] = template.image
-    data["container_disk_gb"] = str(template.container_disk_gb)
-    data["volume_gb"] = str(template.volume_gb)
-    data["volume_mount_path"] = template.volume_mount_path
-    data["start_command"] = template.start_command
-    data["http_ports"] = template.ports_text("http")
-    data["tcp_ports"] = template.ports_text("tcp")
+    preset = template_preset(template)
+    env = preset.pop("env")
+    for name, value in preset.items():
+        data[name] = value
     for key in [k for k in data if k.startswith("env_")]:
         del data[key]
-    for i, row in enumerate(template.env):
+    for i, row in enumerate(env):
         data[f"env_key_{i}"] = row["key"]
         data[f"env_value_{i}"] = row["value"]
-    data["env_rows"] = str(max(len(template.env), 1))
+    data["env_rows"] = str(max(len(env), 1))
     data["applied_template"] = template.public_id
 
 
@@ -420,4 +432,11 @@ class TimerForm(forms.Form):
         max_digits=7,
         decimal_places=4,
         help_text="Empty cancels the timer.",
+        # Django's own messages quote the bound ("greater than or equal to 0.0167").
+        error_messages={
+            "min_value": "Set the timer to at least 1 minute (0.0167 hours).",
+            "max_value": "Set the timer to at most 720 hours (30 days).",
+            "max_decimal_places": "Use at most 4 decimals of an hour.",
+            "invalid": "Enter the hours as a number, like 1.5.",
+        },
     )

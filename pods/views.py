@@ -4,7 +4,7 @@ and redirect or render; the work is in pods.services."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -13,7 +13,9 @@ from django.views.decorators.http import require_POST
 from billing.burn import burn_rate
 from billing.services import get_account
 from pods import services
+from pods.availability import NO_MACHINES, Where, gpu_offers
 from pods.forms import (
+    MAX_GPUS,
     DeployForm,
     GrowVolumeForm,
     NetworkVolumeForm,
@@ -23,6 +25,7 @@ from pods.forms import (
     apply_template,
     bounded_int,
     lookup_text,
+    template_preset,
     with_env_row_added,
     with_env_row_removed,
 )
@@ -30,7 +33,6 @@ from pods.lifecycle import backend_for
 from pods.models import CloudType, CpuInstanceType, GpuType, NetworkVolume, Pod, PodTemplate
 from pods.pricing import network_volume_per_hour, spent
 from pods.runtime import RuntimeFailure
-from pods.scheduling import free_gpu_counts
 from teams.access import team_view
 
 WIZARD_DEFAULTS = {
@@ -202,6 +204,13 @@ def pod_timer(request, pod_id: str):
 
 # Deploy wizard ----------------------------------------------------------------------------
 
+# What a member without the billing capability reads when credit refuses a deploy: the
+# balance, runway and spend limit are the billing roles' to see (SPEC.md, the role matrix).
+FUNDS_REFUSED = (
+    "The team's credit or spend limit does not allow this pod. Ask a team member with billing "
+    "access to add credit or raise the limit."
+)
+
 
 def _wizard_data(request):
     """The wizard's current answers, after the button that was pressed (add or remove an env
@@ -222,72 +231,128 @@ def _wizard_data(request):
     return data
 
 
-def _gpu_cards(data) -> tuple[list[dict], list[int]]:
-    """The picker's cards with live free counts under the current filters, and the GPU counts
-    that fit on one machine for the selected type."""
-    center = lookup_text(data.get("data_center"))
-    cloud = data.get("cloud_type") if data.get("cloud_type") in CloudType.values else None
-    template = PodTemplate.objects.filter(public_id=lookup_text(data.get("template"))).first()
-    runtimes = tuple(template.runtimes) if template else ()  # only machines that can run it
-    counts = free_gpu_counts(cloud_type=cloud, data_center=center, runtimes=runtimes)
+def _lookup(queryset, value):
+    key = lookup_text(value)
+    return queryset.filter(public_id=key).first() if key else None
+
+
+def _where(team, data) -> Where:
+    """Where the answers allow the pod to go: cloud, data centre, the network volume's data
+    centre and the runtimes the template runs on."""
+    template = _lookup(PodTemplate.objects.visible_to(team), data.get("template"))
+    cloud = data.get("cloud_type")
+    return Where(
+        cloud_type=cloud if cloud in CloudType.values else None,
+        data_center=lookup_text(data.get("data_center")),
+        volume=_lookup(NetworkVolume.objects.for_team(team), data.get("network_volume")),
+        runtimes=tuple(template.runtimes) if template else (),
+        on_demand=data.get("pricing") != Pod.Pricing.SPOT,
+    )
+
+
+def _gpu_cards(data, where: Where, *, fit_count: bool) -> tuple[list[dict], list[int]]:
+    """The picker's cards, each with its free count or the reason it cannot be placed, and
+    the GPU counts one machine of the selected type holds. With `fit_count` (while the wizard
+    is filled in, not on Deploy) a count above those becomes the largest, as the select shows."""
+    offers = gpu_offers(where)
+    selected = lookup_text(data.get("gpu_type"))
     min_vram = bounded_int(data.get("min_vram"), low=0, high=1024) or 0  # the form says why
-    cards, allowed = [], []
-    for gpu in GpuType.objects.filter(is_active=True, memory_gb__gte=min_vram):
-        total, best, largest = counts.get(gpu.id, (0, 0, 0))
-        cards.append({"gpu": gpu, "free": total, "best": best, "available": best > 0})
-        if gpu.id == data.get("gpu_type"):
-            allowed = list(range(1, largest + 1))
-    return cards, allowed or [1]
+    shown = Q(memory_gb__gte=min_vram)
+    if selected:
+        shown |= Q(id=selected)  # the chosen type stays on the grid: the review prices it
+    cards, allowed = [], [1]
+    for gpu in GpuType.objects.filter(shown, is_active=True):
+        offer = offers.get(gpu.id, NO_MACHINES)
+        cards.append({"gpu": gpu, "offer": offer, "free": offer.free, "available": offer.available})
+        if gpu.id == selected:
+            allowed = list(range(1, offer.largest + 1)) or [1]
+    count = bounded_int(data.get("gpu_count"), low=1, high=MAX_GPUS)
+    if fit_count and count and count > allowed[-1]:
+        data["gpu_count"] = str(count := allowed[-1])
+    for card in cards:
+        offer = card["offer"]
+        if card["gpu"].id == selected and offer.available and count and count > offer.best:
+            card["warning"] = f"At most {offer.best} free on one machine; you chose {count}."
+    return cards, allowed
 
 
-def _review(team, form: DeployForm) -> dict:
-    request = form.to_request()
-    price = request.price()
-    balance = get_account(team).balance
-    burn = burn_rate(team) + price.total
-    return {
-        "request": request,
+def _blocked(form: DeployForm, cards: list[dict]) -> str:
+    """Why the chosen GPU type cannot be placed as asked, before Deploy is pressed."""
+    if form.cleaned_data.get("compute") != "gpu":
+        return ""
+    gpu = form.cleaned_data.get("gpu_type")
+    card = next((c for c in cards if gpu and c["gpu"].id == gpu.id), None)
+    return (card["offer"].reason or card.get("warning", "")) if card else ""
+
+
+def _review(request, form: DeployForm, cards: list[dict]) -> dict:
+    """Compute, storage and total per hour; balance and runway only for billing roles."""
+    pod = form.to_request()
+    price = pod.price()
+    verdict = services.affordability(team=request.team, extra=price.total, lock=False)
+    volume = pod.network_volume
+    review = {
         "price": price,
-        "balance": balance,
-        "burn": burn,
-        "runway_hours": (balance / burn) if burn > 0 and balance > 0 else None,
-        "verdict": services.affordability(team=team, extra=price.total, lock=False),
+        "verdict": verdict,
+        "blocked": _blocked(form, cards),
+        "volume": volume,
+        "volume_price": network_volume_per_hour(volume.size_gb) if volume else None,
+        "balance": None,
+        "refused_for_member": FUNDS_REFUSED,
     }
+    if request.membership.can("billing"):
+        balance = get_account(request.team).balance
+        burn = verdict.burn_rate + price.total
+        hours = balance / burn if burn > 0 and balance > 0 else None
+        days = hours / 24 if hours else None
+        review.update(balance=balance, burn=burn, runway_hours=hours, runway_days=days)
+    return review
+
+
+def _deploy(request, form: DeployForm) -> Pod | None:
+    try:
+        return services.deploy_pod(actor=request.user, team=request.team, request=form.to_request())
+    except services.PodError as error:
+        message = str(error)
+        if error.code == "funds" and not request.membership.can("billing"):
+            message = FUNDS_REFUSED
+        form.add_error(error.field if error.field in form.fields else None, message)
+        return None
 
 
 @team_view("deploy")
 def pod_deploy(request):
     data = _wizard_data(request)
-    cards, allowed_counts = _gpu_cards(data)
-    form = DeployForm(data, team=request.team, gpu_counts=allowed_counts)
     deploying = request.method == "POST" and data.get("action") == "deploy"
+    cards, allowed_counts = _gpu_cards(data, _where(request.team, data), fit_count=not deploying)
+    form = DeployForm(data, team=request.team, gpu_counts=allowed_counts)
     valid = form.is_valid()
     if deploying and valid:
-        try:
-            pod = services.deploy_pod(
-                actor=request.user, team=request.team, request=form.to_request()
-            )
-        except services.PodError as error:
-            form.add_error(error.field if error.field in form.fields else None, str(error))
-        else:
+        pod = _deploy(request, form)
+        if pod is not None:
             messages.success(request, f"Deploying {pod.name} ({pod.public_id}).")
-            url = pod.get_absolute_url()
             if request.htmx:
-                return HttpResponse(status=204, headers={"HX-Redirect": url})
-            return redirect(url)
+                return HttpResponse(status=204, headers={"HX-Redirect": pod.get_absolute_url()})
+            return redirect(pod.get_absolute_url())
     elif not deploying:
         form.hide_required_errors()
     context = {
         "form": form,
         "cards": cards,
-        "cpu_types": CpuInstanceType.objects.all(),
-        "review": _review(request.team, form) if valid and not form.errors else None,
+        "review": _review(request, form, cards) if valid and not form.errors else None,
         "selected_gpu": data.get("gpu_type", ""),
+    }
+    if request.htmx:  # a change or a refused Deploy: only what depends on the answers
+        return _render(request, "pods/partials/deploy_live.html", context)
+    templates = list(form.fields["template"].queryset)
+    context |= {
+        "templates": templates,
+        "presets": {t.public_id: template_preset(t) for t in templates},
+        "cpu_types": CpuInstanceType.objects.all(),
         "vram_steps": [16, 24, 48, 80],
     }
-    template = "pods/partials/deploy_form.html" if request.htmx else "pods/deploy.html"
-    status = 400 if form.errors and deploying and not request.htmx else 200
-    return _render(request, template, context, status=status)
+    status = 400 if form.errors and deploying else 200
+    return _render(request, "pods/deploy.html", context, status=status)
 
 
 # Templates --------------------------------------------------------------------------------

@@ -153,7 +153,7 @@ def test_billing_the_wizard_and_can_afford_read_one_burn_rate_with_network_volum
     review = client.post(
         reverse("pod_deploy", args=[team.slug]), valid(action="refresh", tcp_ports="")
     ).content.decode()
-    assert "at $1.841/h with this pod" in review  # + $0.7908 for the new pod
+    assert "at $1.8408/h with this pod" in review  # + $0.7908 for the new pod
 
 
 def test_low_funds_counts_network_volumes_too(team, parts):

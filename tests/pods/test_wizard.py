@@ -1,13 +1,18 @@
 """The deploy wizard: every field's bad input gets a message next to it and creates nothing;
-good input deploys; HTMX refreshes prefill, add and remove rows and grey out what is taken."""
+good input deploys; a change re-renders only what depends on it (GPU grid, counts, review,
+errors), never an input; GPUs that cannot be placed where the answers say are unavailable,
+with the reason; the review shows the balance and runway to billing roles only."""
 
 import html as html_lib
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from pods.models import CloudType, NetworkVolume, Pod, PodTemplate
+from pods.forms import TimerForm
+from pods.models import CloudType, GpuType, Machine, NetworkVolume, Pod, PodTemplate
 from teams.models import AuditEvent
 from tests.conftest import login
 from tests.pods.factories import fund, stopped_pod
@@ -234,12 +239,240 @@ def test_it_filters_gpu_cards_by_minimum_vram(client, url):
 def test_it_reviews_the_price_split_and_the_runway(client, url):
     html = client.post(url, valid(action="refresh", tcp_ports="")).content.decode()
     assert 'data-testid="review"' in html
-    assert "$0.791" in html  # $0.79 compute + container disk and volume storage
-    assert "compute $0.790" in html
+    assert "$0.7908" in html  # $0.79 compute + container disk and volume storage, 4 places
+    assert re.search(r"compute \$0\.79(00)? · storage \$0\.0008", html)
     assert "Within your limit" in html
-    assert "126.4 h" in html  # $100 / $0.7908/h
+    assert "126.4 h (5.3 days)" in html  # $100 / $0.7908/h
 
 
 def test_it_is_forbidden_to_basic_members(member_with_role, url):
     assert member_with_role("basic").post(url, valid()).status_code == 403
     assert Pod.objects.count() == 0
+
+
+# Partial updates -----------------------------------------------------------------------------
+
+
+def live(client, url, **changes) -> str:
+    """The wizard's answer to a change, as htmx asks for it."""
+    response = client.post(url, valid(action="refresh", **changes), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def oob_ids(html: str) -> list[str]:
+    return re.findall(r'<\w+ id="([\w-]+)"[^>]*hx-swap-oob="true"', html)
+
+
+def test_a_change_swaps_only_the_parts_that_depend_on_it_and_no_input(client, url):
+    html = live(client, url, container_disk_gb="7")
+    assert sorted(oob_ids(html)) == sorted(
+        [
+            "wizard-gpus",
+            "wizard-gpu-count",
+            "wizard-review",
+            "wizard-nonfield",
+            "wizard-deploy-label",
+            "wizard-live-errors",
+        ]
+    )
+    # Nothing a person types in: only the GPU radios and the count select are re-rendered.
+    inputs = re.findall(r"<(input|textarea)\b[^>]*>", html)
+    assert inputs and all(tag == "input" for tag in inputs)
+    assert not re.search(r'<input(?![^>]*type="radio")[^>]*>', html)
+    assert 'name="image"' not in html and 'name="env_key_0"' not in html
+    assert "$0.7911" in html  # the review follows the disk size typed: 7 GB, not 5
+
+
+def test_every_part_a_change_swaps_has_its_place_on_the_page(client, url):
+    page = client.get(url).content.decode()
+    for part in oob_ids(live(client, url, http_ports="80a")):
+        assert f'id="{part}"' in page, part
+
+
+def test_a_change_reports_mistakes_next_to_their_fields_but_not_missing_answers(client, url):
+    html = live(client, url, http_ports="80a", image="")
+    errors = re.search(r'id="wizard-live-errors".*?</div>\s*$', html, re.S).group(0)
+    assert 'data-error-for="http_ports">“80a” is not a port' in errors
+    assert 'data-errors-for="image"' not in errors  # required, not yet wrong
+    assert 'data-testid="review"' not in html
+
+
+def test_the_page_carries_each_templates_values_for_the_browser_to_apply(client, url):
+    template = PodTemplate.objects.create(
+        name="Mine", image="my/image:1", ports=[{"port": 7000, "protocol": "http"}]
+    )
+    html = client.get(url).content.decode()
+    presets = re.search(
+        r'<script id="wizard-templates" type="application/json">(.*?)</script>', html
+    )
+    assert f'"{template.public_id}": {{"image": "my/image:1"' in presets.group(1)
+    assert '"http_ports": "7000"' in presets.group(1)
+
+
+def test_values_edited_after_a_template_was_applied_are_deployed(client, url):
+    template = PodTemplate.objects.create(name="T", image="from/template:1", container_disk_gb=9)
+    data = valid(template=template.public_id, applied_template=template.public_id)
+    response = client.post(url, {**data, "image": "typed/image:2"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 204
+    pod = Pod.objects.get()
+    assert (pod.image, pod.container_disk_gb, pod.template) == ("typed/image:2", 5, template)
+
+
+def test_a_refused_deploy_answers_with_its_errors_not_a_new_form(client, url):
+    response = client.post(url, valid(http_ports="0"), HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert response.status_code == 200  # htmx swaps 200s only
+    assert 'data-error-for="http_ports"' in html and 'name="image"' not in html
+    assert Pod.objects.count() == 0
+
+
+def test_a_count_no_machine_holds_becomes_the_largest_while_filling_in(client, url):
+    html = live(client, url, gpu_count="8")
+    counts = re.search(r'name="gpu_count".*?</select>', html, re.S).group(0)
+    assert re.findall(r'<option value="(\d+)" selected', counts) == ["4"]
+    assert 'data-testid="review"' in html
+
+
+# Availability and its reasons ----------------------------------------------------------------
+
+
+def card(html: str, gpu: str) -> str:
+    start = html.index(f'value="{gpu}"')
+    return html[html.rindex("<input", 0, start) : html.index("</label>", start)]
+
+
+@pytest.fixture
+def far_volume(team, parts) -> NetworkVolume:
+    return NetworkVolume.objects.create(
+        team=team, name="far-data", size_gb=50, data_center=parts["other_dc"]
+    )
+
+
+def test_a_network_volume_greys_out_gpus_not_in_its_data_centre(client, url, parts, far_volume):
+    Machine.objects.create(
+        name="tx-4090",
+        data_center=parts["other_dc"],
+        cloud_type=CloudType.SECURE,
+        gpu_type=parts["rtx"],
+        gpu_count=2,
+        vcpu=16,
+        memory_gb=64,
+        disk_gb=1000,
+    )
+    html = live(client, url, network_volume=far_volume.public_id, gpu_type=None)
+    a40 = card(html, "NVIDIA A40")
+    assert "disabled" in a40 and "Not in US-TX-3, where volume far-data is." in a40
+    rtx = card(html, "NVIDIA GeForce RTX 4090")
+    assert "disabled" not in rtx and "2 free" in rtx
+    html = live(client, url, gpu_type=None)  # without the volume, the A40s are there again
+    assert "disabled" not in card(html, "NVIDIA A40")
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"cloud_type": "COMMUNITY"}, "None in Community Cloud."),
+        ({"data_center": "US-TX-3"}, "None in Secure Cloud in US-TX-3."),
+        (
+            {"data_center": "EU-RO-1", "network_volume": "far"},
+            "far-data is in US-TX-3, not EU-RO-1",
+        ),
+    ],
+)
+def test_each_unavailable_gpu_says_why(client, url, far_volume, changes, reason):
+    if changes.get("network_volume"):
+        changes["network_volume"] = far_volume.public_id
+    html = live(client, url, gpu_type=None, **changes)
+    assert reason in card(html, "NVIDIA A40")
+
+
+def test_gpus_all_in_use_say_so_unless_spot_pods_hold_them(client, url, team, parts):
+    machine = parts["machine"]
+    stopped_pod(team, machine, gpu_count=3, status=Pod.Status.RUNNING)
+    spot = stopped_pod(team, machine, gpu_count=1, status=Pod.Status.RUNNING, pricing="spot")
+    Pod.objects.filter(pk=spot.pk).update(bid_per_gpu="0.30")
+    on_demand = card(live(client, url, gpu_type=None), "NVIDIA A40")
+    assert "disabled" not in on_demand and "0 free" in on_demand  # it preempts the spot pod
+    spot_html = live(client, url, gpu_type=None, pricing="spot", bid_per_gpu="0.50")
+    assert "No Secure Cloud machine free." in card(spot_html, "NVIDIA A40")
+
+
+def test_the_chosen_gpu_warns_before_deploy_when_too_few_are_free(client, url, team, parts):
+    stopped_pod(team, parts["machine"], gpu_count=3, status=Pod.Status.RUNNING)
+    html = live(client, url, gpu_count="2")
+    assert "At most 1 free on one machine; you chose 2." in card(html, "NVIDIA A40")
+    assert 'data-testid="review-blocked"' in html
+
+
+def test_a_template_for_another_runtime_greys_out_gpus_no_machine_of_it_has(client, url):
+    template = PodTemplate.objects.create(name="Containers", image="img:1", runtimes=["docker"])
+    html = live(client, url, gpu_type=None, template=template.public_id)
+    assert "The template runs on docker machines; none has this GPU." in card(html, "NVIDIA A40")
+
+
+# The review by role ---------------------------------------------------------------------------
+
+
+def test_a_dev_sees_the_price_but_not_the_teams_balance_or_runway(
+    member_with_role, team, parts, url
+):
+    fund(team, "12.34", key="visible")
+    html = live(member_with_role("dev"), url)
+    assert 'data-testid="review-total"' in html
+    assert 'data-testid="review-runway"' not in html
+    assert "$12.34" not in html and "Within the team's credit and spend limit" in html
+
+
+def test_an_admin_sees_the_balance_and_runway(client, url):
+    html = live(client, url)
+    assert 'data-testid="review-runway"' in html and "$100.00" in html
+
+
+def test_a_dev_refused_for_funds_is_not_told_the_balance(member_with_role, team, parts, url):
+    dev = member_with_role("dev")
+    review = live(dev, url, gpu_count="4")  # $3.16/h: more than the $0 balance holds an hour
+    assert "ask a team member with billing access" in review.lower()
+    assert "balance" not in review.lower()
+    response = dev.post(url, valid(gpu_count="4"))
+    assert response.status_code == 400 and Pod.objects.count() == 0
+    assert "Ask a team member with billing access" in response.content.decode()
+    assert "Your balance" not in response.content.decode()
+
+
+def test_a_change_runs_the_same_few_queries_for_a_larger_catalogue(client, url, team, parts):
+    def count() -> int:
+        with CaptureQueriesContext(connection) as context:
+            live(client, url, network_volume=volume.public_id, template=template.public_id)
+        return len(context.captured_queries)
+
+    volume = NetworkVolume.objects.create(team=team, name="v", size_gb=5, data_center=parts["dc"])
+    template = PodTemplate.objects.create(name="T", image="img:1")
+    few = count()
+    for i in range(10):
+        gpu = GpuType.objects.create(
+            id=f"GPU {i}",
+            display_name=f"G{i}",
+            memory_gb=16,
+            secure_price=1,
+            community_price=1,
+            min_bid=1,
+        )
+        Machine.objects.create(
+            name=f"m{i}",
+            data_center=parts["dc"],
+            cloud_type=CloudType.SECURE,
+            gpu_type=gpu,
+            gpu_count=2,
+            vcpu=8,
+            memory_gb=32,
+            disk_gb=100,
+        )
+        stopped_pod(team, parts["machine"], status=Pod.Status.RUNNING, gpu_count=0)
+        PodTemplate.objects.create(name=f"T{i}", image="img:1")
+    assert count() == few <= 20
+
+
+def test_the_timer_asks_for_at_least_a_minute_in_words():
+    form = TimerForm({"action": "stop", "hours": "0.001"})
+    assert form.errors["hours"] == ["Set the timer to at least 1 minute (0.0167 hours)."]
