@@ -5,11 +5,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 from urllib.parse import urlencode
 
+from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import Case, Count, DateTimeField, F, Func, Q, Sum, Value, When
-from django.db.models.functions import Right, Trunc, TruncDate
+from django.db.models import Case, DateTimeField, F, Func, Sum, Value, When
+from django.db.models.functions import Right, TruncDate
 from django.utils import timezone
 
 from billing.models import LedgerEntry
@@ -138,12 +140,6 @@ def ledger_entries(team: Team):
     return LedgerEntry.objects.for_team(team).annotate(moment=covered_moment())
 
 
-def _trunc(unit: str | None):
-    if unit is None:
-        return F("moment")
-    return Trunc("moment", unit, output_field=DateTimeField(), tzinfo=LEDGER_TIME_ZONE)
-
-
 @dataclass(frozen=True)
 class LedgerLine:
     """One line of the statement: a resource's usage over a period (entries > 1 possible,
@@ -206,51 +202,92 @@ class Section:
 ROW_UNIT = {"day": "day", "hour": "hour", "entry": None}
 SECTION_UNIT = {"day": "day", "hour": "hour", "entry": "day"}
 LINE_COLUMNS = "section, period, kind, source_type, source_id"
+ENTRY_COLUMNS = (
+    "moment",
+    "kind",
+    "source_type",
+    "source_id",
+    "description",
+    "amount",
+    "public_id",
+    "balance_after",
+    "created_at",
+    "id",
+)
 # Newest activity first within a day or hour; a catch-up's minutes (posted at once) by minute.
 _ORDER = "ORDER BY section DESC, posted_at DESC, period DESC, kind, source_type, source_id, id DESC"
+# A page number past this is past any statement (and OFFSET stays within bigint).
+MAX_PAGE = 10**9
+
+
+def _trunc_sql(unit: str | None) -> str:
+    if unit is None:
+        return "moment"
+    zone = f"AT TIME ZONE '{LEDGER_TIME_ZONE}'"
+    return f"date_trunc('{unit}', moment {zone}) {zone}"
+
+
+class _CountedPaginator(Paginator):
+    """A Paginator told its count (the page query counted the lines as it read them)."""
+
+    def __init__(self, object_list, per_page: int, count: int) -> None:
+        super().__init__(object_list, per_page)
+        self.known_count = count
+
+    @cached_property
+    def count(self) -> int:
+        return self.known_count
 
 
 class Statement:
-    """The filtered entries grouped as `group` says, as a sequence Paginator can page."""
+    """The filtered entries grouped as `group` says: pages, iteration and period totals, each
+    one pass over the entries (the moment of each computed once: OFFSET 0 keeps PostgreSQL
+    from inlining its expression into every column that uses it)."""
 
     def __init__(self, entries, group: str) -> None:
         self.group = group if group in GROUPS else "day"
         self.entries = entries.order_by()
-        self.annotated = self.entries.annotate(
-            section=_trunc(SECTION_UNIT[self.group]), period=_trunc(ROW_UNIT[self.group])
+
+    def _entries_sql(self, entries) -> tuple[str, list]:
+        sql, params = entries.values_list(*ENTRY_COLUMNS).query.sql_with_params()
+        section, period = _trunc_sql(SECTION_UNIT[self.group]), _trunc_sql(ROW_UNIT[self.group])
+        return (
+            f"SELECT {section} AS section, {period} AS period, e0.* FROM ({sql} OFFSET 0) AS e0",
+            list(params),
         )
 
     def _sql(self) -> tuple[str, list]:
-        base = self.annotated.values_list(
-            "section",
-            "period",
-            "moment",
-            "kind",
-            "source_type",
-            "source_id",
-            "description",
-            "amount",
-            "public_id",
-            "balance_after",
-            "created_at",
-            "id",
-        )
-        sql, params = base.query.sql_with_params()
-        # A single entry's period is its own moment, whatever the grouping.
+        """Usage summed per line, other entries as themselves: two scans, so the moment is
+        computed only for the rows each one keeps."""
         singles = (
             "SELECT section, moment AS period, kind, source_type, source_id, description, "
-            "amount, 1 AS entries, public_id, balance_after, created_at AS posted_at, id FROM e"
+            "amount, 1 AS entries, public_id, balance_after, created_at AS posted_at, id "
+            "FROM ({}) AS e"
         )
         if self.group == "entry":
-            return f"WITH e AS ({sql}) {singles}", list(params)
+            sql, params = self._entries_sql(self.entries)
+            return singles.format(sql), params
+        usage_sql, usage_params = self._entries_sql(self.entries.filter(kind__in=USAGE_KINDS))
+        other_sql, other_params = self._entries_sql(self.entries.exclude(kind__in=USAGE_KINDS))
         grouped = (
             f"SELECT {LINE_COLUMNS}, MAX(description) AS description, SUM(amount) AS amount, "
             "COUNT(*) AS entries, NULL AS public_id, NULL AS balance_after, "
             "MAX(created_at) AS posted_at, NULL AS id "
-            f"FROM e WHERE kind = ANY(%s) GROUP BY {LINE_COLUMNS}"
+            f"FROM ({usage_sql}) AS e GROUP BY {LINE_COLUMNS}"
         )
-        union = f"{grouped} UNION ALL {singles} WHERE NOT kind = ANY(%s)"
-        return f"WITH e AS ({sql}) {union}", [*params, USAGE_KINDS, USAGE_KINDS]
+        return f"{grouped} UNION ALL {singles.format(other_sql)}", usage_params + other_params
+
+    def _window(self, offset: int, limit: int | None) -> tuple[list[LedgerLine], int]:
+        """The lines [offset, offset + limit) and how many lines there are in all (0 when the
+        window is past the end)."""
+        sql, params = self._sql()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT *, COUNT(*) OVER () FROM ({sql}) AS lines {_ORDER} LIMIT %s OFFSET %s",
+                [*params, limit, offset],
+            )
+            rows = cursor.fetchall()
+        return [_line(row[:-1], self.group) for row in rows], (rows[0][-1] if rows else 0)
 
     def count(self) -> int:
         sql, params = self._sql()
@@ -258,16 +295,21 @@ class Statement:
             cursor.execute(f"SELECT COUNT(*) FROM ({sql}) AS lines", params)
             return cursor.fetchone()[0]
 
+    def page(self, number, per_page: int) -> Page:
+        """Page `number` (1 when it is not a number, the last one when past the end)."""
+        try:
+            number = min(max(int(str(number)), 1), MAX_PAGE)
+        except ValueError:
+            number = 1
+        lines, count = self._window((number - 1) * per_page, per_page)
+        if not lines and number > 1:
+            number = max(-(-self.count() // per_page), 1)
+            lines, count = self._window((number - 1) * per_page, per_page)
+        return Page(lines, number, _CountedPaginator(self, per_page, count))
+
     def __getitem__(self, window: slice) -> list[LedgerLine]:
-        sql, params = self._sql()
         offset = window.start or 0
-        limit = None if window.stop is None else window.stop - offset
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT * FROM ({sql}) AS lines {_ORDER} LIMIT %s OFFSET %s",
-                [*params, limit, offset],
-            )
-            return [_line(row, self.group) for row in cursor.fetchall()]
+        return self._window(offset, None if window.stop is None else window.stop - offset)[0]
 
     def __iter__(self) -> Iterator[LedgerLine]:
         """Every line, read through a server-side cursor (the CSV streams any size)."""
@@ -283,29 +325,27 @@ class Statement:
     def sections(self, lines: list[LedgerLine]) -> list[Section]:
         """The lines under their day or hour, each with the period's totals (one query)."""
         starts = sorted({line.section for line in lines}, reverse=True)
-        totals = self._section_totals(starts)
+        totals = self._section_totals(starts) if starts else {}
         sections = {start: totals[start] for start in starts}
         for line in lines:
             sections[line.section].lines.append(line)
         return list(sections.values())
 
     def _section_totals(self, starts: list[datetime]) -> dict[datetime, Section]:
-        rows = (
-            self.annotated.filter(section__in=starts)
-            .values("section")
-            .annotate(
-                usage=Sum("amount", filter=Q(kind__in=USAGE_KINDS), default=ZERO),
-                credits=Sum("amount", filter=Q(amount__gt=0), default=ZERO),
-                net=Sum("amount"),
-                count=Count("id"),
+        # moment <= created_at, so no entry posted before the oldest period shown is in it.
+        sql, params = self._entries_sql(self.entries.filter(created_at__gte=min(starts)))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT section, COALESCE(SUM(amount) FILTER (WHERE kind = ANY(%s)), 0), "
+                "COALESCE(SUM(amount) FILTER (WHERE amount > 0), 0), SUM(amount), COUNT(*) "
+                f"FROM ({sql}) AS e WHERE section = ANY(%s) GROUP BY section",
+                [USAGE_KINDS, *params, starts],
             )
-        )
+            rows = cursor.fetchall()
         unit = SECTION_UNIT[self.group]
         return {
-            row["section"]: Section(
-                row["section"], unit, row["usage"], row["credits"], row["net"], row["count"]
-            )
-            for row in rows
+            section: Section(section, unit, to_money(usage), to_money(credits), net, count)
+            for section, usage, credits, net, count in rows
         }
 
 

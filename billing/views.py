@@ -4,7 +4,6 @@ import csv
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -79,7 +78,7 @@ def _statement(request: HttpRequest) -> tuple[LedgerFilterForm, reports.Statemen
 @team_view("billing")
 def ledger(request: HttpRequest) -> HttpResponse:
     form, statement = _statement(request)
-    page = Paginator(statement, LEDGER_PAGE_LINES).get_page(request.GET.get("page"))
+    page = statement.page(request.GET.get("page"), LEDGER_PAGE_LINES)
     query = request.GET.copy()
     query.pop("page", None)
     opened = reports.open_sections(request.team, form.keeps) if page.number == 1 else []

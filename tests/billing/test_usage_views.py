@@ -227,9 +227,13 @@ def test_it_pages_the_statement(team, alice, settings):
         url = reverse("billing_ledger", args=[team.slug])
         first = client.get(url, {"group": "hour"}).context["page"]
         second = client.get(url, {"group": "hour", "page": 2}).context["page"]
+        past = client.get(url, {"group": "hour", "page": 99}).context["page"]
+        odd = client.get(url, {"group": "hour", "page": "x"}).context["page"]
     assert first.paginator.count == 55 and first.paginator.num_pages == 2
     assert len(second.object_list) == 5
     assert second.object_list[-1].description == "credit 0"
+    assert past.number == 2 and past.object_list == second.object_list
+    assert odd.number == 1 and odd.object_list == first.object_list
 
 
 def count_queries(client, url: str, query: dict) -> int:
