@@ -8,9 +8,11 @@ import json
 import pytest
 from django.urls import reverse
 
+from serverless import services
 from teams.models import Membership, Role, Team
 from tests.e2e.test_billing import localstripe_base, stripe_emulator
 from tests.pods.factories import catalogue, stopped_pod
+from tests.serverless.factories import an_endpoint
 
 __all__ = ["localstripe_base", "stripe_emulator"]
 
@@ -41,6 +43,11 @@ TEAM_PAGES = [
     ("registry_credentials", []),
     ("audit_log", []),
     ("referrals", []),
+    ("endpoint_list", []),
+    ("endpoint_create", []),
+    ("endpoint_detail", ["endpoint"]),
+    ("endpoint_edit", ["endpoint"]),
+    ("endpoint_job", ["endpoint", "job"]),
 ]
 ACCOUNT_PAGES = ["account_email", "account_change_password", "mfa_index", "mfa_activate_totp"]
 ANONYMOUS_PAGES = ["account_login", "account_signup", "account_reset_password"]
@@ -83,8 +90,11 @@ def test_every_console_page_works_under_its_csp(
     pod = stopped_pod(team, catalogue()["machine"], ports=[{"port": 8080, "protocol": "http"}])
     page = watched(login_page(admin))
     free = watched(login_page(admin, bypass_csp=True))
+    endpoint = an_endpoint(team)
+    job = services.submit_job(actor=None, endpoint=endpoint, payload={"input": {"p": 1}})
+    ids = {"pod": pod.public_id, "endpoint": endpoint.public_id, "job": job.public_id}
     urls = [
-        reverse(name, args=[team.slug, *[pod.public_id for _ in extra]])
+        reverse(name, args=[team.slug, *[ids[kind] for kind in extra]])
         for name, extra in TEAM_PAGES
     ]
     urls += [reverse(name) for name in ACCOUNT_PAGES] + [reverse("admin:index")]
