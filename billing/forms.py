@@ -125,7 +125,9 @@ class LedgerFilterForm(forms.Form):
             return True
         data = self.cleaned_data
         day = line.period.astimezone(UTC).date()
-        hour = data["hour"] and data["hour"].astimezone(UTC).replace(minute=0, second=0)
+        hour = data["hour"] and data["hour"].astimezone(UTC).replace(
+            minute=0, second=0, microsecond=0
+        )
         query = data["q"].lower()
         return all(
             [

@@ -321,6 +321,9 @@ def test_the_open_hour_shows_what_is_charged_and_not_posted_yet(team, alice):
         page = client.get(reverse("billing_ledger", args=[team.slug]), {"kind": "usage_compute"})
         overview = client.get(reverse("billing", args=[team.slug]))
         rows = read_csv(client, team, kind="usage_compute")
+        url = reverse("billing_ledger", args=[team.slug])
+        in_hour = client.get(url, {"group": "entry", "hour": "2026-12-01T11:00:30.5"})
+        elsewhere = client.get(url, {"resource": "pod:other", "since": "2026-12-01"})
     opened, posted = page.context["sections"]
     assert opened.is_open and opened.start == start + timedelta(hours=1)
     [line] = opened.lines
@@ -341,4 +344,6 @@ def test_the_open_hour_shows_what_is_charged_and_not_posted_yet(team, alice):
         ("total", "1"),
     ]
     assert Decimal(rows[0]["amount_usd"]) == -RATE / 2 and rows[0]["posted_at"] == ""
+    assert [section.is_open for section in in_hour.context["sections"]] == [True]
+    assert elsewhere.context["sections"] == []
     assert Decimal(rows[-1]["amount_usd"]) == -RATE
