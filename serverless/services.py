@@ -357,7 +357,7 @@ def claim_jobs(*, worker: Worker, count: int) -> list[dict]:
         )
         _seen(worker, now, state=Worker.State.RUNNING)
     else:
-        _seen(worker, now)
+        _after_job(worker, now)  # a cancelled or timed-out job leaves its worker idle
     return [{"id": public_id, "input": value} for _, public_id, value in claimed]
 
 

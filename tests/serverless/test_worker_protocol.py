@@ -179,3 +179,13 @@ def test_register_worker_prints_the_variables_with_runpods_url_templates(endpoin
     assert services.authenticate_worker(
         endpoint_id=endpoint.public_id, worker_id=worker.public_id, secret=env["RUNPOD_AI_API_KEY"]
     )
+
+
+@pytest.mark.django_db
+def test_a_worker_whose_job_was_cancelled_is_idle_at_its_next_take(endpoint, worker):
+    worker, _ = worker
+    job = running_job(endpoint, worker)
+    services.cancel_job(actor=None, job=job)
+    assert services.claim_jobs(worker=worker, count=1) == []
+    worker.refresh_from_db()
+    assert worker.state == Worker.State.IDLE
