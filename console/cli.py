@@ -113,6 +113,17 @@ def error_message(status: int, body: bytes) -> str:
     return "\n".join(lines)
 
 
+class NoRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib would follow a redirect with the Authorization header, to any host: the key goes
+    only to the configured URL, and a redirect is reported instead (an HTTPError 3xx)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+OPENER = urllib.request.build_opener(NoRedirects)
+
+
 class Api:
     def __init__(self, url: str, key: str) -> None:
         self.url, self.key = url, key
@@ -131,9 +142,12 @@ class Api:
             },
         )
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
+            with OPENER.open(request, timeout=TIMEOUT_SECONDS) as response:
                 raw = response.read()
         except urllib.error.HTTPError as error:
+            if 300 <= error.code < 400:
+                target = printable(error.headers.get("Location", ""))
+                raise CliError(f"the server redirects to {target!r}: give that as --url") from error
             code = EXIT_AUTH if error.code == 401 else EXIT_API
             raise CliError(error_message(error.code, error.read()), code) from error
         except (urllib.error.URLError, OSError) as error:

@@ -3,12 +3,14 @@ PostgreSQL, with HOME set to an empty directory: every verb is checked against t
 rows and audit events, and every failure against the exit code and message a script relies on.
 Pods really run (process runtime, Celery eager in the server)."""
 
+import http.server
 import json
 import os
 import socket
 import stat
 import subprocess
 import sys
+import threading
 import tomllib
 from pathlib import Path
 
@@ -115,6 +117,35 @@ def test_an_unreachable_server_exits_4(home):
         home, 4, "get", "gpus", PODCTL_API_KEY="k", PODCTL_API_URL=f"http://127.0.0.1:{port}"
     )
     assert "cannot reach" in stderr
+
+
+class Redirecting(http.server.BaseHTTPRequestHandler):
+    """Answers every request with a redirect to another path and records what it was sent."""
+
+    seen: list[tuple[str, str | None]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append((self.path, self.headers.get("Authorization")))
+        self.send_response(302)
+        self.send_header("Location", "/elsewhere\x1b[2J")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_redirect_is_reported_not_followed_with_the_key(home):
+    server = http.server.HTTPServer(("127.0.0.1", 0), Redirecting)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        stderr = refused(home, 1, "get", "gpus", PODCTL_API_KEY="rpa_k", PODCTL_API_URL=url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "redirects to" in stderr and "\x1b" not in stderr
+    assert Redirecting.seen == [("/api/v1/gpu-types/", "Bearer rpa_k")]
 
 
 @live
