@@ -436,9 +436,14 @@ def _cut_at_floor(step: Step, scope: Scope, *, until: datetime) -> None:
 
 def _teams_that_could_cut(scope: Scope, until: datetime) -> list[int]:
     """Only a team with a running pod that has more than a minute to charge can be cut (a
-    tick on time skips the rest of this)."""
+    tick on time skips the rest of this, and the scan when no team lags)."""
     segments = segments_sql(pods=scope.pods, volumes="false")
     with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {TEAMS} WHERE w IS NULL OR w < %s)", [until - MINUTE]
+        )
+        if not cursor.fetchone()[0]:
+            return []
         cursor.execute(
             f"SELECT DISTINCT x.team_id FROM ({segments}) AS x WHERE x.cuttable "
             "AND x.c + x.sr > 0 AND %(until)s - GREATEST(x.seg, x.w) > interval '1 minute'",
