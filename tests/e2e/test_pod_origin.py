@@ -137,6 +137,8 @@ def test_a_hostile_pod_page_cannot_act_on_the_console(console, attack, new_page,
     assert violations == []
 
 
+# The hostile pod page's refused fetches and frames log errors on the pod's origin.
+@pytest.mark.console_errors_expected
 def test_a_pods_cookies_never_reach_the_consoles_origin(console, attack, new_page, shot):
     admin, team, pod = attack
     page = signed_in(new_page, admin, console)
