@@ -1,9 +1,8 @@
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.cache import cache_control
+from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.views.decorators.http import require_GET
-from django.views.decorators.vary import vary_on_cookie
 
 from console import dashboard as board
 from console import front
@@ -18,10 +17,14 @@ def home(request):
     return _to_last_team(request)
 
 
-@cache_control(public=True, max_age=front.OFFERS_TTL)
-@vary_on_cookie
 def front_page(request):
-    return render(request, "console/front.html", {"offers": front.offers()})
+    response = render(request, "console/front.html", {"offers": front.offers()})
+    # Shared caches may keep the page, except for a referral link (/?ref=...): its answer sets
+    # the visitor's referral cookie (referrals.middleware), which must not be handed to others.
+    audience = {"private": True} if request.GET else {"public": True}
+    patch_cache_control(response, max_age=front.OFFERS_TTL, **audience)
+    patch_vary_headers(response, ["Cookie"])
+    return response
 
 
 def _to_last_team(request):

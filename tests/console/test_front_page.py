@@ -49,6 +49,13 @@ def test_it_is_cacheable_for_visitors_and_sets_no_cookie(parts):
     assert not page.cookies  # no CSRF or session cookie: a shared cache may keep it
 
 
+def test_a_referral_link_answer_is_for_the_visitor_only(parts, alice):
+    page = Client().get(f"/?ref={alice.referral_code}")
+    assert page.status_code == 200
+    assert "private" in page["Cache-Control"] and "public" not in page["Cache-Control"]
+    assert page.cookies  # the referral cookie
+
+
 def test_it_sends_a_signed_in_person_to_their_dashboard(parts, alice, team):
     page = login(alice).get("/")
     assert page.status_code == 302
