@@ -4,7 +4,7 @@ hosting.services, so each change is audited with the staff member as the actor."
 from django.contrib import admin, messages
 
 from hosting import services
-from hosting.models import Downtime, HostAccount, HostedMachine, Maintenance
+from hosting.models import Downtime, HostAccount, HostedMachine, Maintenance, Payout
 
 
 @admin.register(HostAccount)
@@ -103,3 +103,21 @@ class DowntimeAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+@admin.register(Payout)
+class PayoutAdmin(admin.ModelAdmin):
+    """Payouts are recorded, never edited or deleted (a correction is a new row)."""
+
+    list_display = ["team", "month", "amount", "reference", "recorded_by", "created_at"]
+    fields = ["team", "month", "amount", "reference"]
+    autocomplete_fields = ["team"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        services.record_payout(actor=request.user, payout=obj)

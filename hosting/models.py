@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from billing.money import money_field
 from pods.models import Machine
 from teams.models import Team, new_public_id
 
@@ -156,3 +157,24 @@ class Maintenance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.machine} maintenance {self.starts_at:%Y-%m-%d %H:%M}"
+
+
+class Payout(models.Model):
+    """Money staff paid a host team for a month's earnings (outside the console: bank
+    transfer). Financial rows: never deleted, corrections are new rows."""
+
+    public_id = models.CharField(max_length=14, unique=True, default=new_public_id)
+    team = models.ForeignKey(Team, models.PROTECT, related_name="host_payouts")
+    month = models.DateField(help_text="The first day of the month paid for")
+    amount = money_field()
+    reference = models.CharField(max_length=100, help_text="The bank transfer's reference")
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-month", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"Payout {self.amount} to {self.team} for {self.month:%Y-%m}"

@@ -508,3 +508,18 @@ def _relist(maintenance: Maintenance, now: datetime) -> int:
             Machine.objects.filter(pk=hosted.machine_id).update(is_listed=True)
         _record(None, hosted, "relisted_after_maintenance", maintenance=maintenance.public_id)
     return 1
+
+
+def record_payout(*, actor, payout) -> None:
+    """Staff recorded a payout made outside the console (admin)."""
+    with transaction.atomic():
+        payout.recorded_by = actor
+        payout.save()
+        audit.record(
+            actor=actor,
+            team=payout.team,
+            action="hosting.payout_recorded",
+            resource_type="payout",
+            resource_id=payout.public_id,
+            details={"amount": str(payout.amount), "month": payout.month.isoformat()},
+        )

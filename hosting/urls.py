@@ -6,6 +6,7 @@ from hosting import views
 
 urlpatterns = [
     path("", views.hosting, name="hosting"),
+    path("earnings/", views.hosting_earnings, name="hosting_earnings"),
     path("machines/new/", views.hosting_machine_new, name="hosting_machine_new"),
     path("machines/<slug:machine_id>/", views.hosting_machine, name="hosting_machine"),
     path(

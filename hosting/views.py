@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from hosting import services
+from hosting import earnings, services
 from hosting.forms import ImmediateMaintenanceForm, MachineForm, MaintenanceForm
 from hosting.models import HostedMachine
 from teams.access import team_view
@@ -115,3 +115,16 @@ def hosting_maintenance(request, machine_id: str):
     if _book(request, hosted, form):
         messages.success(request, "Maintenance booked.")
     return redirect("hosting_machine", request.team.slug, hosted.public_id)
+
+
+@team_view("billing")
+def hosting_earnings(request):
+    lines = earnings.month_lines(request.team)
+    context = {
+        "lines": lines,
+        "totals": earnings.totals(request.team, lines),
+        "chart": earnings.chart(lines),
+        "payouts": request.team.host_payouts.all()[:24],
+        "fee_percent": int(earnings.SERVICE_FEE * 100),
+    }
+    return render(request, "hosting/earnings.html", context)

@@ -18,6 +18,7 @@ def machine(team) -> dict:
 
 ROUTES = [
     Route("hosting", "use"),
+    Route("hosting_earnings", "billing"),
     Route("hosting_machine_new", "admin", methods=("GET", "POST")),
     Route("hosting_machine", "use", make_kwargs=machine),
     Route("hosting_machine_token", "admin", methods=("POST",), make_kwargs=machine),
