@@ -16,6 +16,9 @@ class HostAccountAdmin(admin.ModelAdmin):
     autocomplete_fields = ["team"]
     actions = ["grant", "withdraw", "kyc_verified", "kyc_rejected"]
 
+    def save_model(self, request, obj, form, change) -> None:
+        services.open_host_account(actor=request.user, account=obj)
+
     def _each(self, request, queryset, **kwargs) -> None:
         for account in queryset:
             if "is_host" in kwargs:

@@ -63,6 +63,18 @@ def host_account(team: Team) -> HostAccount | None:
     return HostAccount.objects.filter(team=team).first()
 
 
+def open_host_account(*, actor, account: HostAccount) -> None:
+    """Staff record a team's application (notes); vetting and KYC are the actions below."""
+    with transaction.atomic():
+        created = account.pk is None
+        account.save()
+        action = "hosting.applied" if created else "hosting.notes_changed"
+        team = account.team
+        audit.record(
+            actor=actor, team=team, action=action, resource_type="team", resource_id=team.slug
+        )
+
+
 def set_host(*, actor, team: Team, is_host: bool) -> HostAccount:
     """Staff grant (or withdraw) hosting after vetting a team by hand."""
     with transaction.atomic():

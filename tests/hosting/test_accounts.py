@@ -34,8 +34,13 @@ FORM = {
 
 
 def test_it_grants_hosting_and_records_kyc_from_the_admin(team, parts):
-    account = HostAccount.objects.create(team=team)
     admin = staff()
+    added = admin.post(
+        reverse("admin:hosting_hostaccount_add"), {"team": team.pk, "notes": "ID checked"}
+    )
+    assert added.status_code == 302
+    account = HostAccount.objects.get(team=team)
+    assert not account.is_host  # recorded, not yet granted
     url = reverse("admin:hosting_hostaccount_changelist")
     for action in ("grant", "kyc_verified"):
         response = admin.post(url, {"action": action, "_selected_action": [account.pk]})
@@ -44,7 +49,7 @@ def test_it_grants_hosting_and_records_kyc_from_the_admin(team, parts):
     assert account.is_host and account.kyc_status == "verified" and account.can_list
     assert account.kyc_checked_by.email == "staff@example.com"
     actions = AuditEvent.objects.filter(team=team).values_list("action", flat=True)
-    assert {"hosting.granted", "hosting.kyc"} <= set(actions)
+    assert {"hosting.applied", "hosting.granted", "hosting.kyc"} <= set(actions)
 
 
 def test_a_team_that_is_not_vetted_cannot_register(alice, team, parts):
