@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from billing.money import as_string
 from pods import lifecycle
 
 
@@ -28,6 +29,11 @@ def meter_task() -> dict | None:
 
     result = metering.meter()
     stopped = funds.enforce(team_ids=result.team_ids)
-    if not result.entries and not stopped:
+    if not result.total and not result.entries and not stopped:
         return None
-    return {"entries": result.entries, "teams_stopped": len(stopped)}
+    return {
+        "charged": as_string(-result.total),  # usage is negative in the ledger
+        "teams": len(result.team_ids),
+        "ledger_entries": result.entries,
+        "teams_stopped": len(stopped),
+    }

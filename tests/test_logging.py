@@ -87,4 +87,5 @@ def test_a_periodic_task_that_did_something_logs_it_at_info(team, caplog):
     meter_task.apply()
     (record,) = task_records(caplog, meter_task)
     assert record.levelno == logging.INFO
-    assert "'entries': 4" in record.getMessage()  # compute and storage, for each minute
+    assert "'charged': '0.0263" in record.getMessage()  # two minutes of an A40 and its disks
+    assert "'teams': 1" in record.getMessage()
