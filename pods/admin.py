@@ -87,7 +87,7 @@ def connection_report(machine: Machine) -> tuple[int, str]:
 
 @admin.register(PodTemplate)
 class PodTemplateAdmin(admin.ModelAdmin):
-    list_display = ["name", "team", "image", "is_public", "is_serverless"]
+    list_display = ["name", "team", "image", "runtimes", "is_public", "is_serverless"]
     list_filter = ["is_public", "is_serverless"]
     search_fields = ["name", "image", "public_id"]
 
