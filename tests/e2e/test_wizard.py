@@ -1,5 +1,7 @@
-"""The deploy wizard in Chromium: every field filled back to back with no pause (and a paste)
-while the server's answers to each change arrive, then Deploy: the pod has every value typed.
+"""The deploy wizard in Chromium: a template applied, a row removed, then every field filled
+back to back with no pause (and a paste) while the server's answers to the changes before
+each one are held back until it was typed (SlowAnswers: the form that re-rendered itself lost
+the GPU chosen and the values typed this way), then Deploy: the pod has every value typed.
 A network volume in one data centre greys out, with the reason, the GPUs that are not there,
 before Deploy. No console errors.
 
@@ -11,11 +13,12 @@ import re
 from decimal import Decimal
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from billing.services import adjust_balance
 from console.celery import app as celery_app
-from pods.models import CloudType, Machine, NetworkVolume, Pod
+from pods.models import CloudType, Machine, NetworkVolume, Pod, PodTemplate
 from teams.models import Membership, Role, Team
 from tests.pods.factories import catalogue
 
@@ -23,6 +26,52 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 POD_PAGE = re.compile(r"/pods/(?!deploy/)[a-z0-9]+/$")
 START_COMMAND = "python3 -m http.server 8080 --bind 0.0.0.0 # pasted"
+
+
+class SlowAnswers:
+    """Holds the server's answers to the wizard's changes (never a page load or a Deploy) until
+    the test delivers them: the worst case for a form that re-renders its inputs, where every
+    answer lands after the next value was typed. The answers are the server's own."""
+
+    def __init__(self, page) -> None:
+        self.page, self.routes = page, []
+        page.route("**/pods/deploy/", self.hold)
+
+    def hold(self, route) -> None:
+        body = route.request.post_data or ""
+        if route.request.method != "POST" or "action=deploy" in body:
+            route.continue_()
+        else:
+            self.routes.append(route)
+
+    def held(self) -> list:
+        return list(self.routes)
+
+    def deliver(self, routes: list) -> None:
+        for route in [r for r in routes if r in self.routes]:
+            self.routes.remove(route)
+            route.fulfill(response=route.fetch())
+
+    def drain(self) -> None:
+        """Every answer, including those of the requests htmx queued behind them."""
+        for _ in range(200):
+            self.deliver(self.held())
+            busy = self.page.evaluate("document.querySelector('#wizard.htmx-request') !== null")
+            if not busy and not self.routes:
+                return
+            self.page.wait_for_timeout(10)
+        raise AssertionError("the wizard kept asking")
+
+    def deliver_until_navigated(self, url) -> None:
+        """A Deploy queued behind a held answer is sent once that answer is delivered."""
+        for _ in range(100):
+            self.deliver(self.held())
+            try:
+                self.page.wait_for_url(url, timeout=100)
+                return
+            except PlaywrightTimeout:
+                continue
+        raise AssertionError("the Deploy never left the page")
 
 
 @pytest.fixture
@@ -54,29 +103,50 @@ def wizard(acme, login_page, live_url, console_errors):
 
 def test_it_deploys_every_value_filled_in_back_to_back(wizard, shot):
     page, team, _ = wizard
-    page.select_option("#id_cloud_type", "SECURE")
-    page.click("label[data-gpu='NVIDIA A40']")
-    page.fill("#id_image", "python:3.11-slim")
-    page.fill("#id_container_disk_gb", "37")
-    page.select_option("#id_gpu_count", "2")  # offered once the A40's counts arrived
-    page.fill("#id_volume_gb", "64")
-    page.fill("#id_volume_mount_path", "/data")
-    page.click("#id_start_command")
-    page.keyboard.insert_text(START_COMMAND)  # a paste: one input event, no keystrokes
-    page.fill("#id_env_key_0", "MODEL")
-    page.fill("#id_env_value_0", "llama-3")
-    page.click("[data-testid=add-env]")
-    page.fill("#id_env_key_1", "TOKEN")
-    page.fill("#id_env_value_1", "s3 cr=t")
-    page.fill("#id_http_ports", "8080, 8888")
-    page.fill("#id_tcp_ports", "22")
-    page.fill("#id_name", "quick fill")
+    template = PodTemplate.objects.create(
+        team=team,
+        name="Preset",
+        image="preset/image:1",
+        env=[{"key": "A", "value": "1"}, {"key": "B", "value": "2"}],
+        ports=[{"port": 7000, "protocol": "http"}],
+    )
+    page.reload()
+    page.select_option("#id_template", template.public_id)  # fills the fields at once
+    expect(page.locator("#id_image")).to_have_value("preset/image:1")
+    expect(page.locator("#id_http_ports")).to_have_value("7000")
+    page.click("button[name=action][value=remove_env_0]")  # B moves up to row 0
+    expect(page.locator("#id_env_key_0")).to_have_value("B")
+    answers = SlowAnswers(page)
+    for step in (
+        lambda: page.select_option("#id_cloud_type", "SECURE"),
+        lambda: page.click("label[data-gpu='NVIDIA A40']"),
+        lambda: page.fill("#id_image", "python:3.11-slim"),
+        lambda: page.fill("#id_container_disk_gb", "37"),
+        lambda: answers.drain() or page.select_option("#id_gpu_count", "2"),  # the A40's counts
+        lambda: page.fill("#id_volume_gb", "64"),
+        lambda: page.fill("#id_volume_mount_path", "/data"),
+        lambda: page.click("#id_start_command"),
+        lambda: page.keyboard.insert_text(START_COMMAND),  # a paste: one input event
+        lambda: page.fill("#id_env_key_0", "MODEL"),
+        lambda: page.fill("#id_env_value_0", "llama-3"),
+        lambda: page.click("[data-testid=add-env]"),
+        lambda: page.fill("#id_env_key_1", "TOKEN"),
+        lambda: page.fill("#id_env_value_1", "s3 cr=t"),
+        lambda: page.fill("#id_http_ports", "8080, 8888"),
+        lambda: page.fill("#id_tcp_ports", "22"),
+        lambda: page.fill("#id_name", "quick fill"),
+    ):
+        on_their_way = answers.held()
+        step()  # a value typed while the answers to the changes before it are on their way
+        answers.deliver(on_their_way)
+    answers.drain()
     shot(page, "filled")
     page.click("[data-testid=deploy]")
-    page.wait_for_url(POD_PAGE)
+    answers.deliver_until_navigated(POD_PAGE)
     shot(page, "deployed")
 
     pod = Pod.objects.get(team=team)
+    assert pod.template == template
     assert (pod.name, pod.cloud_type, pod.gpu_type_id, pod.gpu_count) == (
         "quick fill",
         CloudType.SECURE,
