@@ -268,8 +268,10 @@ def check_heartbeats(*, now: datetime | None = None) -> int:
     offline machine) with a downtime interval from their last heartbeat; then every approved
     machine's score is brought up to date (old downtime leaves the rolling window)."""
     now = now or timezone.now()
+    # Machines still in review go offline too, so none is approved looking online.
+    watched = (*ACTIVE, HostedMachine.State.PENDING)
     stale = HostedMachine.objects.filter(
-        state__in=ACTIVE, machine__is_online=True, last_heartbeat_at__lt=now - HEARTBEAT_TIMEOUT
+        state__in=watched, machine__is_online=True, last_heartbeat_at__lt=now - HEARTBEAT_TIMEOUT
     )
     gone = sum(_go_offline(hosted, now) for hosted in stale.select_related("machine"))
     for hosted in HostedMachine.objects.filter(state__in=ACTIVE):

@@ -5,8 +5,10 @@ import json
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
@@ -134,3 +136,13 @@ def test_the_agent_sends_heartbeats_to_the_console(live_server, team):
     assert hosted.last_heartbeat_at is not None and hosted.last_report["free_disk_gb"] > 0
     refused = subprocess.run([*agent, "hm_wrong"], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "heartbeat 401" in refused.stdout
+
+
+def test_the_management_commands_run_the_monitor_and_the_sweep(listed):
+    out = StringIO()
+    HostedMachine.objects.filter(pk=listed.pk).update(last_heartbeat_at=T0)
+    call_command("check_heartbeats", stdout=out)
+    call_command("maintenance_sweep", stdout=out)
+    assert "1 machine(s) went offline." in out.getvalue()
+    assert "'unlisted': 0" in out.getvalue()
+    assert Downtime.objects.get().started_at == T0
