@@ -176,3 +176,20 @@ def test_register_refuses_a_team_without_verified_kyc(team, parts):
     services.set_host(actor=None, team=team, is_host=True)
     with pytest.raises(services.HostingError):
         register(team, parts)
+
+
+def test_a_deploy_by_the_host_team_lands_on_its_machine_in_burn_in(alice, host, parts, charlie):
+    from pods.services import PodError, deploy_pod
+    from tests.pods.factories import deploy_request, fund
+
+    parts["machine"].delete()
+    hosted = register(host, parts)
+    services.start_burn_in(actor=None, hosted=hosted)
+    services.record_heartbeat(hosted=hosted, report={})
+    fund(host, "20")
+    pod = deploy_pod(actor=alice, team=host, request=deploy_request(parts["a40"], volume_gb=0))
+    assert pod.machine == hosted.machine
+    renter = charlie.memberships.get().team
+    fund(renter, "20")
+    with pytest.raises(PodError, match="No A40 machines"):
+        deploy_pod(actor=charlie, team=renter, request=deploy_request(parts["a40"], volume_gb=0))
