@@ -198,3 +198,9 @@ def test_the_page_runs_as_many_queries_for_12_rows_as_for_2(team, alice, name):
     few = queries(client, url)
     add_endpoint_rows(team, endpoint, 10)
     assert queries(client, url) == few <= 20
+
+
+def test_the_sidebar_links_serverless_instead_of_saying_coming(team, alice):
+    page = login(alice).get(reverse("dashboard", args=[team.slug])).content.decode()
+    assert f'href="{reverse("endpoint_list", args=[team.slug])}"' in page
+    assert "Serverless <span" not in page  # the "coming" badge follows the label
