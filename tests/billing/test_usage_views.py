@@ -245,14 +245,16 @@ def count_queries(client, url: str, query: dict) -> int:
     return len(context.captured_queries)
 
 
+# Session, user, membership; the page (its count read with it), period totals, the total; the open
+# accruals (a query in a savepoint with JIT off, pods.metering): the same for any number of rows.
 @pytest.mark.parametrize(
     ("name", "query", "most"),
     [
-        ("billing_ledger", {}, 12),
-        ("billing_ledger", {"group": "hour"}, 12),
-        ("billing_ledger", {"group": "entry"}, 12),
-        ("billing_ledger", {"group": "hour", "resource": "pod:p0", "since": "2026-12-01"}, 12),
-        ("billing_ledger_csv", {"group": "hour"}, 8),
+        ("billing_ledger", {}, 15),
+        ("billing_ledger", {"group": "hour"}, 15),
+        ("billing_ledger", {"group": "entry"}, 15),
+        ("billing_ledger", {"group": "hour", "resource": "pod:p0", "since": "2026-12-01"}, 15),
+        ("billing_ledger_csv", {"group": "hour"}, 11),
         ("billing", {}, 22),
     ],
 )
