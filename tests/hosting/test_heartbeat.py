@@ -146,3 +146,14 @@ def test_the_management_commands_run_the_monitor_and_the_sweep(listed):
     assert "1 machine(s) went offline." in out.getvalue()
     assert "'unlisted': 0" in out.getvalue()
     assert Downtime.objects.get().started_at == T0
+
+
+def test_a_healthy_fleet_costs_the_monitor_two_queries(host, parts, django_assert_num_queries):
+    from tests.hosting.conftest import register
+
+    for n in range(5):
+        hosted = register(host, parts, name=f"box-{n}")
+        services.start_burn_in(actor=None, hosted=hosted)
+        services.record_heartbeat(hosted=hosted, report={}, now=T0)
+    with django_assert_num_queries(2):  # stale machines; machines whose score may change
+        assert services.check_heartbeats(now=T0 + timedelta(seconds=30)) == 0
