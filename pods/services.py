@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from billing.money import ZERO, to_money
+from billing.money import ZERO, format_usd, to_money
 from billing.services import Affordability, can_afford
 from pods import live
 from pods.metering import ceil_minute, change_status, settle_network_volume, team_burn_rates
@@ -306,9 +306,11 @@ def resume_spot_pod(*, actor, pod: Pod, bid_per_gpu: Decimal, zero_gpus: bool = 
         if pod.gpu_type is None:
             raise PodError("Only GPU pods bid for their GPUs.", field="bid_per_gpu")
         bid = to_money(bid_per_gpu)
-        if bid < pod.gpu_type.min_bid:
+        # The GPU type's floor, or the host's own minimum on its machine if that is higher.
+        floor = max(pod.gpu_type.min_bid, pod.machine.min_bid_per_gpu or pod.gpu_type.min_bid)
+        if bid < floor:
             raise PodError(
-                f"The minimum bid for {pod.gpu_type} is ${pod.gpu_type.min_bid}/h.",
+                f"The minimum bid for {pod.gpu_type} on this machine is {format_usd(floor)}/h.",
                 field="bid_per_gpu",
             )
         old = str(pod.bid_per_gpu) if pod.pricing == Pod.Pricing.SPOT else "on demand"

@@ -193,3 +193,15 @@ def test_a_deploy_by_the_host_team_lands_on_its_machine_in_burn_in(alice, host, 
     fund(renter, "20")
     with pytest.raises(PodError, match="No A40 machines"):
         deploy_pod(actor=charlie, team=renter, request=deploy_request(parts["a40"], volume_gb=0))
+
+
+def test_a_spot_resume_on_a_host_machine_bids_at_least_the_hosts_minimum(listed, team, alice):
+    from pods.services import PodError, resume_spot_pod
+    from tests.pods.factories import fund, stopped_pod
+
+    fund(team, "20")
+    pod = stopped_pod(team, listed.machine)  # A40: the type's floor $0.28, the host's $0.30
+    with pytest.raises(PodError, match=r"on this machine is \$0.30/h"):
+        resume_spot_pod(actor=alice, pod=pod, bid_per_gpu=Decimal("0.29"))
+    started = resume_spot_pod(actor=alice, pod=pod, bid_per_gpu=Decimal("0.30"))
+    assert started.bid_per_gpu == Decimal("0.30")
