@@ -12,6 +12,7 @@ from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
 
 from pods.models import CloudType, Machine, NetworkVolume, Pod
+from teams.models import Team
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Where:
     volume: NetworkVolume | None = None
     runtimes: tuple[str, ...] = ()
     on_demand: bool = True
+    team: Team | None = None  # a host team also sees its own machines in burn-in
 
     def center(self) -> str | None:
         """A network volume fixes the data centre: the pod must run next to it."""
@@ -61,10 +63,10 @@ class _Machine:
         return max(self.free, 0) + (self.spot if on_demand else 0)
 
 
-def _machines() -> list[_Machine]:
+def _machines(team: Team | None) -> list[_Machine]:
     spot = Q(pods__status__in=Pod.HOLDING, pods__pricing=Pod.Pricing.SPOT)
     rows = (
-        Machine.objects.available()
+        Machine.objects.available(team)
         .exclude(gpu_type=None)
         .with_capacity()
         .annotate(spot_gpus=Coalesce(Sum("pods__gpu_count", filter=spot), 0))
@@ -85,7 +87,7 @@ def gpu_offers(where: Where) -> dict[str, Offer]:
     """GPU type id -> its Offer under `where` (types no listed machine has are absent: use
     NO_MACHINES). One query."""
     by_type: dict[str, list[_Machine]] = defaultdict(list)
-    for machine in _machines():
+    for machine in _machines(where.team):
         by_type[machine.gpu_type].append(machine)
     return {gpu: _offer(machines, where) for gpu, machines in by_type.items()}
 

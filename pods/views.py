@@ -247,6 +247,7 @@ def _where(team, data) -> Where:
         volume=_lookup(NetworkVolume.objects.for_team(team), data.get("network_volume")),
         runtimes=tuple(template.runtimes) if template else (),
         on_demand=data.get("pricing") != Pod.Pricing.SPOT,
+        team=team,
     )
 
 

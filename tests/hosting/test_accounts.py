@@ -205,3 +205,16 @@ def test_a_spot_resume_on_a_host_machine_bids_at_least_the_hosts_minimum(listed,
         resume_spot_pod(actor=alice, pod=pod, bid_per_gpu=Decimal("0.29"))
     started = resume_spot_pod(actor=alice, pod=pod, bid_per_gpu=Decimal("0.30"))
     assert started.bid_per_gpu == Decimal("0.30")
+
+
+def test_the_wizard_shows_a_machine_in_burn_in_to_its_host_team_only(host, parts, charlie):
+    from pods.availability import Where, gpu_offers
+
+    parts["machine"].delete()
+    hosted = register(host, parts)
+    services.start_burn_in(actor=None, hosted=hosted)
+    services.record_heartbeat(hosted=hosted, report={})
+    gpu = parts["a40"].pk
+    assert gpu_offers(Where(team=host))[gpu].free == hosted.machine.gpu_count
+    renter = charlie.memberships.get().team
+    assert gpu not in gpu_offers(Where(team=renter))
