@@ -95,7 +95,10 @@ def place(need: Need) -> Placement:
     """Lock the candidates and pick one that fits, preempting lower spot bids only when no
     machine has enough free GPUs. Call inside transaction.atomic()."""
     machines = narrow(need)
-    ids = list(machines.select_for_update().order_by("pk").values_list("pk", flat=True))
+    # NO KEY UPDATE: deploys exclude each other, but a transaction that references a machine
+    # (a pod row saved by a status change, checked by PostgreSQL's deferred foreign key at
+    # commit while it holds the team's account lock) is not blocked, which deadlocked.
+    ids = list(machines.select_for_update(no_key=True).order_by("pk").values_list("pk", flat=True))
     # Read capacity after the locks: any deploy that got here first has committed its pod.
     ranked = Machine.objects.filter(pk__in=ids).with_capacity()
     if need.gpu_type is None:

@@ -263,7 +263,7 @@ def stop_pod(*, actor, pod: Pod, reason: str = "Stopped by a user.") -> Pod:
 def _gpus_for_start(pod: Pod, *, zero_gpus: bool) -> int:
     if zero_gpus or not pod.requested_gpu_count:
         return 0
-    machine = Machine.objects.select_for_update().get(pk=pod.machine_id)
+    machine = Machine.objects.select_for_update(no_key=True).get(pk=pod.machine_id)
     if not machine.is_online:
         raise PodError(f"Machine {machine.name} is offline.", code="machine_offline")
     free = Machine.objects.with_capacity().get(pk=machine.pk).free_gpus
