@@ -51,7 +51,8 @@ def test_it_attributes_a_signup_through_the_referral_link(
     user = User.objects.get(email="dana@example.com")
     referral = Referral.objects.get(referred_user=user)
     assert referral.referrer == alice
-    start = referral.created_at.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    # From the next whole hour: usage reaches the ledger (and commissions) one hour per row.
+    start = referral.created_at.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     running_pod(referral.team, gpu_machine("2.00"), since=start)
     meter(until=start + timedelta(hours=1))  # an hour at $2/h
     process()
