@@ -6,11 +6,7 @@ The SDK runs in a child process, so RUNPOD_API_BASE_URL / RUNPOD_ENDPOINT_BASE_U
 before `import runpod` exactly as README's recipe says, and HOME is empty (no
 ~/.runpod/config.toml). The child evaluates one SDK expression per line and answers in JSON."""
 
-import json
 import os
-import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 
@@ -21,62 +17,18 @@ from teams.models import AuditEvent
 from tests.api.test_api_keys import make_key
 from tests.pods.conftest import pods_settings, reap  # noqa: F401 (fixtures)
 from tests.pods.factories import catalogue, fund
+from tests.sdk_driver import Sdk, sdk_process
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-DRIVER = """
-import json, os, sys
-import runpod
-runpod.api_key = os.environ["SDK_TEST_KEY"]
-for line in sys.stdin:
-    try:
-        answer = {"ok": eval(line, {"runpod": runpod})}
-    except Exception as error:
-        answer = {"error": type(error).__name__, "message": str(error)}
-    print(json.dumps(answer, default=str), flush=True)
-"""
-
-
-class Sdk:
-    def __init__(self, process: subprocess.Popen) -> None:
-        self.process = process
-
-    def call(self, expression: str):
-        """The expression's value, or raises AssertionError naming the SDK's exception."""
-        answer = self.answer(expression)
-        assert "ok" in answer, answer
-        return answer["ok"]
-
-    def answer(self, expression: str) -> dict:
-        self.process.stdin.write(expression + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        assert line, "the SDK process ended"
-        return json.loads(line)
 
 
 @pytest.fixture
 def sdk(live_server, team, alice) -> Iterator[Sdk]:
     _, secret = make_key(team, alice)
-    home = tempfile.mkdtemp(prefix="sdk-home-")
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": home,
-        "SDK_TEST_KEY": secret,
-        "RUNPOD_API_BASE_URL": live_server.url,
-        "RUNPOD_ENDPOINT_BASE_URL": f"{live_server.url}/v2",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-c", DRIVER],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    yield Sdk(process)
-    process.stdin.close()
-    process.wait(timeout=10)
-    shutil.rmtree(home, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="sdk-home-") as home:
+        env = {"PATH": os.environ["PATH"], "HOME": home}
+        with sdk_process(live_server.url, secret, env) as sdk:
+            yield sdk
 
 
 @pytest.fixture

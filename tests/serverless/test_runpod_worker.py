@@ -6,8 +6,6 @@ Workers run here as host subprocesses that the test starts; starting them as pod
 scaling them) is the autoscaler's work, which comes next."""
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -15,60 +13,19 @@ import pytest
 
 from serverless.models import Job, Worker
 from tests.api.test_api_keys import make_key
+from tests.sdk_driver import Sdk, sdk_process
 from tests.serverless.factories import an_endpoint
 from tests.serverless.live import WorkerProcess, asgi_server, child_env  # noqa: F401
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# One SDK expression per line; `name := ...` keeps a value for later lines.
-DRIVER = """
-import json, os, sys
-import runpod
-runpod.api_key = os.environ["SDK_TEST_KEY"]
-names = {"runpod": runpod}
-for line in sys.stdin:
-    try:
-        answer = {"ok": eval(line, names)}
-    except Exception as error:
-        answer = {"error": type(error).__name__, "message": str(error)}
-    print(json.dumps(answer, default=str), flush=True)
-"""
-
-
-class Sdk:
-    def __init__(self, process: subprocess.Popen) -> None:
-        self.process = process
-
-    def call(self, expression: str):
-        self.process.stdin.write(expression + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        assert line, "the SDK process ended"
-        answer = json.loads(line)
-        assert "ok" in answer, answer
-        return answer["ok"]
-
 
 @pytest.fixture
 def sdk(asgi_server, team, alice, tmp_path) -> Iterator[Sdk]:  # noqa: F811
     _, secret = make_key(team, alice)
-    env = child_env(
-        HOME=str(tmp_path),
-        SDK_TEST_KEY=secret,
-        RUNPOD_API_BASE_URL=asgi_server,
-        RUNPOD_ENDPOINT_BASE_URL=f"{asgi_server}/v2",
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-c", DRIVER],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    yield Sdk(process)
-    process.stdin.close()
-    process.wait(timeout=10)
+    with sdk_process(asgi_server, secret, child_env(HOME=str(tmp_path))) as sdk:
+        yield sdk
 
 
 @pytest.fixture
