@@ -13,9 +13,12 @@ transaction, under the account row locks (taken in id order, so writers cannot d
   and source_id naming the resource, the minutes they cover in `period_start`/`period_end`
   and in the idempotency key) whose amounts the balance already holds: `usage_accrued -= row`.
   Rows are posted when an hour has passed (the tick closes it: one row per resource, kind and
-  hour), when a resource's rate changes (a status change, a machine going offline or back, a
-  price change: the open part is posted and the segment reopens), and when a catch-up cuts a
-  team at its low-funds line. Rows of $0 are never written.
+  hour; a team's hour H by the tick at H+1 plus its delay, team id mod 60 minutes
+  (pods.metering.close_delay), so each minute tick posts the hours of ~1/60 of the teams, not
+  every resource's at :00, and a team's open accrual spans at most two hours), when a
+  resource's rate changes (a status change, a machine going offline or back, a price change:
+  the open part is posted and the segment reopens), and when a catch-up cuts a team at its
+  low-funds line. Rows of $0 are never written.
 
 So at any moment, for every team: balance = sum(ledger entries) + usage_accrued, and
 usage_accrued = the sum of the open accruals, which the registered providers compute from the
@@ -25,9 +28,10 @@ never edited or deleted; money history is append-only. A row key posted twice is
 that rolls the whole batch back (UsageConflict), never a silent skip, so the books cannot
 drift.
 
-For the billing page: `open_accruals(team)` lists the current hour's line per resource and
-kind (OpenAccrual: kind, source_type, source_id, description, hour, amount so far, minutes),
-as ledger-signed amounts; the rows it will become are grouped by (source_type, source_id,
+For the billing page: `open_accruals(team)` lists the open hours' lines (the current hour,
+and the one before until the team's delay has passed) per resource and kind (OpenAccrual:
+kind, source_type, source_id, description, hour, amount so far, minutes), as ledger-signed
+amounts; the rows it will become are grouped by (source_type, source_id,
 hour) like the posted ones.
 
 Funds floor: a catch-up (the minutes a metering outage left behind) must not cost a team more
@@ -321,7 +325,8 @@ def register_accrual_provider(provider: AccrualProvider) -> None:
 
 
 def open_accruals(team: Team) -> list[OpenAccrual]:
-    """The team's current-hour usage per resource and kind, charged but not posted yet."""
+    """The team's open usage per resource, kind and hour (the current hour, and the last one
+    until its rows are posted), charged but not posted yet."""
     lines = [line for provider in ACCRUAL_PROVIDERS for line in provider.lines(team)]
     return sorted(lines, key=lambda line: (line.hour, line.source_type, line.source_id, line.kind))
 

@@ -20,7 +20,10 @@ from billing.money import minute_charge
 from pods.metering import meter
 from pods.models import Pod
 from tests.conftest import login
-from tests.pods.factories import catalogue, fund, stopped_pod
+from tests.pods.factories import catalogue, fund, hours_close_on_the_hour, stopped_pod  # noqa: F401 (a fixture)
+
+# These tests are about amounts and rows; when a spread-out hour closes is test_rollup.py's.
+pytestmark = pytest.mark.usefixtures("hours_close_on_the_hour")
 
 RATE = Decimal("0.79")  # an A40's secure price per hour
 

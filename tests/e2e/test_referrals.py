@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import expect
 
-from pods.metering import meter
+from pods.metering import close_delay, meter
 from referrals.commissions import process
 from referrals.models import Referral
 from referrals.seed import run as seed_programs
@@ -55,6 +55,8 @@ def test_it_attributes_a_signup_through_the_referral_link(
     start = referral.created_at.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     running_pod(referral.team, gpu_machine("2.00"), since=start)
     meter(until=start + timedelta(hours=1))  # an hour at $2/h
+    # Its row is posted by the team's tick close_delay after the hour (the pod runs on: open).
+    meter(until=start + timedelta(hours=1) + close_delay(referral.team_id))
     process()
 
     page.reload()

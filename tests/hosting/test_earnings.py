@@ -4,6 +4,7 @@ minus the 24 % service fee with its split; payouts recorded by staff in the admi
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from django.urls import reverse
 
 from hosting import earnings
@@ -11,9 +12,12 @@ from hosting.models import Payout
 from pods.metering import meter
 from teams.models import AuditEvent
 from tests.conftest import login
-from tests.pods.factories import fund
+from tests.pods.factories import fund, hours_close_on_the_hour  # noqa: F401 (a fixture)
 from tests.pods.test_machine_admin import staff
 from tests.pods.test_metering import running_pod
+
+# These tests are about amounts and rows; when a spread-out hour closes is test_rollup.py's.
+pytestmark = pytest.mark.usefixtures("hours_close_on_the_hour")
 
 T0 = datetime(2026, 10, 31, 22, 0, tzinfo=UTC)
 

@@ -2,6 +2,8 @@
 
 from decimal import Decimal
 
+import pytest
+
 from billing.services import adjust_balance
 from pods.models import CloudType, CpuInstanceType, DataCenter, GpuType, Machine, Pod, PodTemplate
 from pods.services import DeployRequest
@@ -132,3 +134,13 @@ def stopped_pod(team, machine, **fields) -> Pod:
     )
     values.update(fields)
     return Pod.objects.create(**values)
+
+
+@pytest.fixture
+def hours_close_on_the_hour(monkeypatch) -> None:
+    """Every team's hour rows posted by the tick at the hour (pods.metering.close_delay 0), for
+    tests about what rows hold rather than when they appear; when a spread-out hour closes is
+    tests/pods/test_rollup.py's subject."""
+    from pods import metering
+
+    monkeypatch.setattr(metering, "CLOSE_SPREAD", 1)

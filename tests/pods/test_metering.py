@@ -16,7 +16,10 @@ from pods import metering
 from pods.metering import change_status, meter
 from pods.models import NetworkVolume, Pod
 from tests.billing.test_concurrency import run_in_threads
-from tests.pods.factories import catalogue, fund, stopped_pod
+from tests.pods.factories import catalogue, fund, hours_close_on_the_hour, stopped_pod  # noqa: F401 (a fixture)
+
+# These tests are about amounts and rows; when a spread-out hour closes is test_rollup.py's.
+pytestmark = pytest.mark.usefixtures("hours_close_on_the_hour")
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 

@@ -16,7 +16,11 @@ from referrals.commissions import process
 from referrals.models import Commission, Program, Referrer
 from teams.models import AuditEvent, User
 from tests.conftest import login
+from tests.pods.factories import hours_close_on_the_hour  # noqa: F401 (a fixture)
 from tests.referrals.conftest import HOUR, T0, gpu_machine, referred, running_pod
+
+# Amounts and rows here; when a spread-out hour closes is tests/pods/test_rollup.py's.
+pytestmark = pytest.mark.usefixtures("hours_close_on_the_hour")
 
 
 @pytest.fixture

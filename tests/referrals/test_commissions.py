@@ -17,6 +17,7 @@ from referrals.tasks import process_commissions_task
 from teams.models import Membership, Role
 from teams.services import convert_to_team
 from tests.billing.test_concurrency import run_in_threads
+from tests.pods.factories import hours_close_on_the_hour  # noqa: F401 (a fixture)
 from tests.referrals.conftest import (
     HOUR,
     T0,
@@ -27,6 +28,9 @@ from tests.referrals.conftest import (
     running_pod,
     top_up,
 )
+
+# These tests are about amounts and rows; when a spread-out hour closes is test_rollup.py's.
+pytestmark = pytest.mark.usefixtures("hours_close_on_the_hour")
 
 
 def balance(team) -> Decimal:

@@ -3,6 +3,7 @@
 import json
 from decimal import Decimal
 
+import pytest
 from django.urls import reverse
 
 from billing.services import post_entry
@@ -11,6 +12,7 @@ from referrals.commissions import process
 from referrals.models import Referrer
 from teams.models import AuditEvent
 from tests.conftest import login
+from tests.pods.factories import hours_close_on_the_hour  # noqa: F401 (a fixture)
 from tests.referrals.conftest import (
     HOUR,
     T0,
@@ -20,6 +22,9 @@ from tests.referrals.conftest import (
     referred,
     running_pod,
 )
+
+# Amounts and rows here; when a spread-out hour closes is tests/pods/test_rollup.py's.
+pytestmark = pytest.mark.usefixtures("hours_close_on_the_hour")
 
 
 def page(user, team):
