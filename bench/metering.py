@@ -13,16 +13,18 @@ starts metering them and three timed ticks around an hour boundary:
     10:59 (first)   11:00   11:01   11:02
 
 Each timed tick is `pods.metering.meter(until=...)`; before it, the same writes done by bare
-SQL (MINUTE_SQL, and HOUR_SQL when an hour closes) are timed in a transaction that is rolled
+SQL (MINUTE_SQL, and HOUR_SQL for the teams whose hour closes) are timed in a transaction that is rolled
 back, so both start from the same state. It prints one line a size:
 
-    <N> pods, <T> teams: minute tick <s>, bare SQL <s>, <ratio>x, <rows> ledger rows;
-    hour-closing tick <s>, bare SQL <s>, <ratio>x, <rows> ledger rows; <rows> ledger rows per
-    simulated day (<rows> per resource per hour)[; catch-up of <M> minutes ...]
+    <N> pods, <T> teams: slowest tick <s>, bare SQL <s>, <ratio>x, <rows> ledger rows; ticks
+    <s>, <s>, <s> s; <rows> ledger rows per simulated day (<rows> per resource per hour)
+    [; catch-up of <M> minutes ...]
 
-The hour-closing tick is the timed tick that wrote the most ledger rows, the minute tick the
-last one (11:02, no hour closes in it). Rows per simulated day = 24 x the hour-closing tick's
-rows + 1416 x the minute tick's rows; a resource is a pod's compute or its storage.
+Every tick closes the hour of the teams whose minute it is (pods.metering.close_delay: team id
+mod 60 minutes after the hour, ~1/60 of the teams), so no tick is the hour-closing one; the
+line gives the slowest timed tick against its bare SQL, and each tick's time. Rows per
+simulated day = 1440 x the timed ticks' mean rows; a resource is a pod's compute or its
+storage.
 `--catch-up M` then times one tick M minutes late (with `--balance 1`, teams short of funds:
 the line says how many pod minutes it wrote off; the bare SQL charges every minute, so that
 ratio is not like for like). Progress goes to stderr.
@@ -174,8 +176,10 @@ def build(pods: int, balance: int) -> int:
 # The writes a tick makes, as few plain statements, from the same state (pods.metering, the
 # design in billing.usage): every minute, one UPDATE of the accounts moving balance, accrual
 # and watermark by what the team's running pods cost for the minute (an aggregate over the
-# pods, at the rates their segments were opened with); when an hour has passed, its rows (one
-# per pod and kind) appended, the accruals they post taken off, the pods' segments moved on.
+# pods, at the rates their segments were opened with); and the hour rows of the teams whose
+# closing minute this is (pods.metering.close_delay: team id mod 60 minutes after the hour),
+# one per pod and kind, appended, the accruals they post taken off, the pods' segments moved
+# on. A segment is closed in one row, so this is like for like for ticks up to an hour late.
 MINUTE_SQL = """
     UPDATE billing_billingaccount a SET balance = a.balance + s.amount,
         usage_accrued = a.usage_accrued + s.amount, usage_metered_until = %(until)s
@@ -184,18 +188,20 @@ MINUTE_SQL = """
           FROM pods_pod WHERE status = 'running' GROUP BY team_id) s
     WHERE a.team_id = s.team_id
 """
+CLOSE_AT = "date_trunc('hour', %(until)s - MOD(p.team_id, 60) * interval '1 minute')"
 HOUR_SQL = [
-    """
+    f"""
     CREATE TEMPORARY TABLE bench_rows ON COMMIT DROP AS
-    SELECT p.team_id, p.public_id, p.name, p.metered_until AS period_start, k.kind, k.amount,
-        CAST(EXTRACT(EPOCH FROM %(hour)s - p.metered_until) AS INTEGER) / 60 AS minutes
-    FROM pods_pod p CROSS JOIN LATERAL (VALUES
+    SELECT p.id, p.team_id, p.public_id, p.name, p.metered_until AS period_start, c.b, k.kind,
+        k.amount, CAST(EXTRACT(EPOCH FROM c.b - p.metered_until) AS INTEGER) / 60 AS minutes
+    FROM pods_pod p CROSS JOIN LATERAL (SELECT {CLOSE_AT} AS b) AS c
+    CROSS JOIN LATERAL (VALUES
         ('usage_compute', -ROUND(p.meter_compute
-            * (EXTRACT(EPOCH FROM %(hour)s - p.metered_until) / 60) / 60, 10)),
+            * (EXTRACT(EPOCH FROM c.b - p.metered_until) / 60) / 60, 10)),
         ('usage_storage', -ROUND(p.meter_storage_running
-            * (EXTRACT(EPOCH FROM %(hour)s - p.metered_until) / 60) / 43200, 10)))
+            * (EXTRACT(EPOCH FROM c.b - p.metered_until) / 60) / 43200, 10)))
         AS k(kind, amount)
-    WHERE p.status = 'running' AND p.metered_until < %(hour)s
+    WHERE p.status = 'running' AND p.metered_until < {CLOSE_AT}
     """,
     """
     INSERT INTO billing_ledgerentry (public_id, team_id, amount, balance_after, kind,
@@ -205,10 +211,10 @@ HOUR_SQL = [
         r.amount, a.balance, r.kind,
         'pod:' || r.public_id || ':' || r.kind || ':'
             || to_char(r.period_start AT TIME ZONE 'UTC', 'YYYYMMDDHH24MI') || '-'
-            || to_char(%(hour)s AT TIME ZONE 'UTC', 'YYYYMMDDHH24MI'),
+            || to_char(r.b AT TIME ZONE 'UTC', 'YYYYMMDDHH24MI'),
         'pod', r.public_id,
         CASE r.kind WHEN 'usage_compute' THEN 'Compute, pod ' ELSE 'Storage, pod ' END || r.name,
-        r.period_start, %(hour)s, r.minutes, now()
+        r.period_start, r.b, r.minutes, now()
     FROM bench_rows r JOIN billing_billingaccount a ON a.team_id = r.team_id
     ORDER BY r.team_id, r.period_start
     ON CONFLICT (idempotency_key) DO NOTHING
@@ -219,22 +225,18 @@ HOUR_SQL = [
     WHERE a.team_id = s.team_id
     """,
     """
-    UPDATE pods_pod SET metered_until = %(hour)s
-    WHERE status = 'running' AND metered_until < %(hour)s
+    UPDATE pods_pod p SET metered_until = r.b
+    FROM (SELECT DISTINCT id, b FROM bench_rows) r WHERE p.id = r.id
     """,
 ]
 
 
 def bare_statements(since: datetime, until: datetime) -> list[tuple[str, dict]]:
-    """A tick from `since` to `until` charges those minutes and closes every hour that ends
-    after `since` and by `until`."""
+    """A tick from `since` to `until` charges those minutes and closes the hours of the teams
+    whose closing minute has come."""
     minutes = int((until - since).total_seconds()) // 60
-    statements = [(MINUTE_SQL, {"until": until, "minutes": minutes})]
-    hour = since.replace(minute=0) + timedelta(hours=1)
-    while hour <= until:
-        statements += [(statement, {"hour": hour}) for statement in HOUR_SQL]
-        hour += timedelta(hours=1)
-    return statements
+    params = {"until": until, "minutes": minutes}
+    return [(MINUTE_SQL, params)] + [(statement, params) for statement in HOUR_SQL]
 
 
 def usage_rows() -> int:
@@ -285,13 +287,13 @@ def run_size(pods: int, balance: int, catch_up: int) -> str:
     first, rows, _ = time_tick(TICKS[0])
     progress(f"first tick {first:.1f} s ({rows} ledger rows)")
     measured = [timed_tick(since, until) for since, until in zip(TICKS, TICKS[1:], strict=False)]
-    closing = max(measured, key=lambda m: m[2])
-    minute = measured[-1]
-    per_day = 24 * closing[2] + (24 * 60 - 24) * minute[2]
+    slowest = max(measured, key=lambda m: m[0])
+    per_day = 24 * 60 * sum(m[2] for m in measured) // len(measured)
     per_resource_hour = per_day / (2 * pods * 24)
     line = (
-        f"{pods} pods, {teams} teams: minute tick {_timed(minute)}; "
-        f"hour-closing tick {_timed(closing)}; {per_day} ledger rows per simulated day "
+        f"{pods} pods, {teams} teams: slowest tick {_timed(slowest)}; ticks "
+        + ", ".join(f"{m[0]:.2f}" for m in measured)
+        + f" s; {per_day} ledger rows per simulated day "
         f"({per_resource_hour:.2f} per resource per hour)"
     )
     if catch_up:
