@@ -141,9 +141,10 @@ def rows_sql(amounts: str) -> str:
     """
 
 
-def charges_sql(amounts: str) -> str:
-    """What priced pieces cost each team (billing.usage charges: team_id, amount negative)."""
-    return f"SELECT a.team_id, -(a.compute + a.storage) AS amount FROM ({amounts}) AS a"
+def charges_sql(amounts: str, *, times: str = "1") -> str:
+    """What priced pieces cost each team (billing.usage charges: team_id, amount negative),
+    each piece `times` over (SQL: a count of identical segments)."""
+    return f"SELECT a.team_id, -(a.compute + a.storage) * {times} AS amount FROM ({amounts}) AS a"
 
 
 def current_pod_rates_sql() -> str:

@@ -506,12 +506,25 @@ def _write_offs_sql(pieces: str) -> str:
 
 
 def _charge(step: Step, scope: Scope, *, until: datetime) -> None:
-    """Charge every segment in scope from the watermark up to `until`."""
+    """Charge every segment in scope from the watermark up to `until`.
+
+    A segment's charge depends only on its team, start, rates and stop (seg, c, sr, ss, e)
+    and the watermark, so identical segments (a team's pods of one type, started together)
+    are priced once and multiplied by their count: exact, as each costs the same telescoping
+    shares. Summing the rates first (one price per team) would not be: the shares are rounded
+    per resource (round(c * i / 60, 10)), the sum of the rounded shares is not the share of
+    the summed rate, and the accruals check_ledger recomputes per resource would drift from
+    the balances by up to 1e-10 a resource and minute. This is what cut the per-pod
+    arithmetic (EXPLAIN ANALYZE at 100,000 pods: 0.63 s of the 1.5 s tick, 8 ROUNDs a pod)."""
     segments = segments_sql(pods=scope.pods, volumes=scope.volumes)
-    charged = pieces_sql(segments, "GREATEST(x.seg, x.w)", "%(until)s")
+    alike = (
+        f"SELECT team_id, seg, c, sr, ss, e, w, COUNT(*) AS n FROM ({segments}) AS s "
+        "GROUP BY team_id, seg, c, sr, ss, e, w"
+    )
+    charged = pieces_sql(alike, "GREATEST(x.seg, x.w)", "%(until)s")
     step.posted(
         usage.apply_usage(
-            charges_sql=charges_sql(amounts_sql(charged)),
+            charges_sql=charges_sql(amounts_sql(charged), times="a.n"),
             params={**scope.params, "until": until},
             created_at=timezone.now(),
         )
