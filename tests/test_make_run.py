@@ -98,6 +98,7 @@ from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 from billing.services import adjust_balance
+from pods.metering import change_status
 from pods.models import GpuType, Machine, Pod
 from teams.models import Team
 
@@ -111,8 +112,12 @@ with transaction.atomic():
     pod = Pod.objects.create(team=team, name="meter", machine=machine, cloud_type="SECURE",
         gpu_type=gpu, gpu_count=1, requested_gpu_count=1, vcpu=4, memory_gb=8, image="img",
         container_disk_gb=0, volume_gb=0, status="running", metered_until=hour)
-    call_command("meter", until=(hour + timedelta(minutes=29)).isoformat())
-    Pod.objects.filter(pk=pod.pk).update(status="terminated")
+    until = hour + timedelta(minutes=29)
+    call_command("meter", until=until.isoformat())
+    # Terminated the one way a status changes: its open usage is posted as a ledger row.
+    pod = Pod.objects.select_for_update().get(pk=pod.pk)
+    change_status(pod, "terminated", at=until)
+    pod.save()
 call_command("check_ledger")
 """
     + CHARGED
