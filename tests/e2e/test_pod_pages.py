@@ -134,8 +134,10 @@ def test_open_on_a_port_that_does_not_answer_shows_why_and_the_log(console, pods
     page.set_viewport_size(VIEWPORT)
     errors = watch_console(page)
     page.goto(f"{console}/t/{team.slug}/pods/{quiet.public_id}/")
-    with page.expect_popup() as popup:
-        page.click("[data-testid=proxy-url][data-port='8080'] [data-testid=open-port]")
+    open_port = page.locator("[data-testid=proxy-url][data-port='8080'] [data-testid=open-port]")
+    expect(open_port).to_be_visible()
+    with page.expect_popup(timeout=30_000) as popup:
+        open_port.click()
     waiting = popup.value
     waiting.set_default_timeout(15_000)
     waiting.set_viewport_size(VIEWPORT)

@@ -64,9 +64,11 @@ def test_it_types_a_command_in_the_web_terminal(console, acme, running_pod, new_
     terminal = popup.value
     terminal.set_default_timeout(15_000)
     expect(terminal.locator("[data-testid=terminal-state]")).to_have_text("connected")
+    rows = terminal.locator("#terminal .xterm-rows")
+    # Typed before the shell's prompt, keys interleave with it under load ("e# cho ...").
+    expect(rows).to_contain_text("#")
     terminal.locator("#terminal").click()
     terminal.keyboard.type(f"echo {OUTPUT} && hostname\n")
-    rows = terminal.locator("#terminal .xterm-rows")
     expect(rows).to_contain_text(f"echo {OUTPUT}")
     expect(rows).to_contain_text(running_pod.public_id)  # hostname ran in the pod
     assert rows.inner_text().count(OUTPUT) >= 2  # what was typed, and what echo printed
