@@ -13,8 +13,8 @@ starts metering them and three timed ticks around an hour boundary:
     10:59 (first)   11:00   11:01   11:02
 
 Each timed tick is `pods.metering.meter(until=...)`; before it, the same writes done by bare
-SQL (MINUTE_SQL, and HOUR_SQL for the teams whose hour closes) are timed in a transaction that is rolled
-back, so both start from the same state. It prints one line a size:
+SQL (MINUTE_SQL, and HOUR_SQL for the teams whose hour closes) are timed in a transaction that
+is rolled back, so both start from the same state. It prints one line a size:
 
     <N> pods, <T> teams: slowest tick <s>, bare SQL <s>, <ratio>x, <rows> ledger rows; ticks
     <s>, <s>, <s> s; <rows> ledger rows per simulated day (<rows> per resource per hour)
