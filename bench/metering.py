@@ -31,13 +31,12 @@ ratio is not like for like). Progress goes to stderr.
 """
 
 import argparse
-import os
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from scratch_db import scratch_database
+
 FIRST = datetime(2026, 11, 2, 10, 58, tzinfo=UTC)  # metering starts here
 TICKS = [FIRST + timedelta(minutes=n) for n in (1, 2, 3, 4)]  # 10:59 (first), 11:00 .. 11:02
 PODS_PER_TEAM = 10
@@ -46,44 +45,6 @@ STARTED = time.perf_counter()
 
 def progress(message: str) -> None:
     print(f"[{time.perf_counter() - STARTED:7.1f} s] {message}", file=sys.stderr, flush=True)
-
-
-def setup_django() -> str:
-    """A fresh database of its own (named after this process, so two runs on one server do not
-    collide), migrated; returns its name."""
-    sys.path.insert(0, str(ROOT))
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        sys.exit("bench/metering.py needs DATABASE_URL of a PostgreSQL server (see its docstring)")
-    base, _, _ = url.rpartition("/")
-    name = f"bench_metering_{os.getpid()}"
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="console.settings",
-        DATABASE_URL=f"{base}/{name}",
-        SECRET_KEY=os.environ.get("SECRET_KEY", "bench"),
-        LOG_LEVEL="WARNING",
-        CELERY_TASK_ALWAYS_EAGER="1",
-    )
-    import psycopg
-
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    return base
-
-
-def drop_database(base: str) -> None:
-    import psycopg
-    from django.db import connection
-
-    connection.close()
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS bench_metering_{os.getpid()}")
 
 
 def sql(statement: str, params=None) -> int:
@@ -324,13 +285,10 @@ def main() -> None:
         "--catch-up", type=int, default=0, help="then time a catch-up of this many minutes"
     )
     args = parser.parse_args()
-    base = setup_django()
-    try:
+    with scratch_database("metering.py", "bench_metering"):
         for size in (int(size) for size in args.sizes.split(",")):
             progress(f"size {size}")
             print(run_size(size, args.balance, args.catch_up), flush=True)
-    finally:
-        drop_database(base)
 
 
 if __name__ == "__main__":
