@@ -35,6 +35,9 @@ class GpuType(models.Model):
     secure_price = money_field(help_text="On-demand $/h per GPU in Secure Cloud")
     community_price = money_field(help_text="On-demand $/h per GPU in Community Cloud")
     min_bid = money_field(help_text="Minimum spot bid, $/h per GPU")
+    serverless_price = money_field(
+        default=0, help_text="Serverless worker $/h per GPU, billed per second of ready time"
+    )
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -54,6 +57,9 @@ class CpuInstanceType(models.Model):
     vcpu = models.PositiveIntegerField()
     memory_gb = models.PositiveIntegerField()
     price = money_field(help_text="On-demand $/h")
+    serverless_price = money_field(
+        default=0, help_text="Serverless worker $/h, billed per second of ready time"
+    )
 
     class Meta:
         ordering = ["vcpu", "memory_gb"]
@@ -300,6 +306,12 @@ class Pod(models.Model):
         ON_DEMAND = "on_demand", "On-demand"
         SPOT = "spot", "Spot"
 
+    class Kind(models.TextChoices):
+        POD = "pod", "Pod"
+        # A serverless endpoint's worker (serverless.Worker.pod): placed, run and isolated
+        # like any pod, but billed per second by serverless, not by pods.metering.
+        WORKER = "worker", "Serverless worker"
+
     # Statuses whose pods hold their machine's GPUs, vCPU and RAM (and are billed as running).
     HOLDING = (Status.CREATED, Status.STARTING, Status.RUNNING, Status.STOPPING)
 
@@ -331,6 +343,7 @@ class Pod(models.Model):
     env = models.JSONField(default=list, blank=True)
     ports = models.JSONField(default=list, blank=True)
     pricing = models.CharField(max_length=10, choices=Pricing.choices, default=Pricing.ON_DEMAND)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.POD)
     bid_per_gpu = money_field(null=True, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.CREATED)
     status_reason = models.TextField(blank=True)

@@ -19,6 +19,9 @@ VOLUME_STOPPED_PER_GB_MONTH = Decimal("0.20")
 NETWORK_VOLUME_PER_GB_MONTH = Decimal("0.07")
 NETWORK_VOLUME_LARGE_PER_GB_MONTH = Decimal("0.05")
 NETWORK_VOLUME_LARGE_FROM_GB = 1000
+# The seeded serverless price of a GPU (or CPU instance): its secure on-demand price x this,
+# billed per second of a worker's ready time (RunPod's flex workers cost about 1.5-1.7x).
+SERVERLESS_MARKUP = Decimal("1.5")
 
 
 def container_disk_per_gb_month() -> Decimal:

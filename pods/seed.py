@@ -5,6 +5,7 @@ in the admin."""
 from decimal import Decimal
 
 from pods.models import CloudType, CpuInstanceType, DataCenter, GpuType, Machine, PodTemplate
+from pods.pricing import SERVERLESS_MARKUP
 
 # (id, display name, memory GB, secure $/h, community $/h, minimum spot bid $/h)
 GPU_TYPES = [
@@ -171,12 +172,19 @@ def run(stdout) -> None:
                 "secure_price": Decimal(secure),
                 "community_price": Decimal(community),
                 "min_bid": Decimal(bid),
+                "serverless_price": Decimal(secure) * SERVERLESS_MARKUP,
             },
         )
     for cpu_id, name, vcpu, memory, price in CPU_TYPES:
         CpuInstanceType.objects.get_or_create(
             id=cpu_id,
-            defaults={"name": name, "vcpu": vcpu, "memory_gb": memory, "price": Decimal(price)},
+            defaults={
+                "name": name,
+                "vcpu": vcpu,
+                "memory_gb": memory,
+                "price": Decimal(price),
+                "serverless_price": Decimal(price) * SERVERLESS_MARKUP,
+            },
         )
     for dc_id, name, country in DATA_CENTERS:
         DataCenter.objects.get_or_create(id=dc_id, defaults={"name": name, "country": country})

@@ -17,7 +17,8 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
-from pods.models import CpuInstanceType, NetworkVolume, PodTemplate
+from billing.money import money_field
+from pods.models import CpuInstanceType, GpuType, NetworkVolume, Pod, PodTemplate
 from teams.models import Team, new_public_id
 
 WORKER_SECRET_PREFIX = "rpw_"
@@ -218,6 +219,21 @@ class Worker(models.Model):
     last_seen_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
     metered_until = models.DateTimeField(null=True, blank=True)
+    # The pod the worker runs in (pods.Pod.Kind.WORKER); None for a worker registered by hand
+    # (manage.py register_worker) or one still waiting for a machine (throttled).
+    pod = models.OneToOneField(
+        Pod, models.SET_NULL, null=True, blank=True, related_name="serverless_worker"
+    )
+    gpu_type = models.ForeignKey(GpuType, models.PROTECT, null=True, blank=True, related_name="+")
+    # An active worker is one of the endpoint's workers_min (always on); a flex one was added
+    # for the queue and retires after the idle timeout.
+    is_flex = models.BooleanField(default=True)
+    # The per-hour price it is billed at per second of ready time, fixed when it is placed.
+    price = money_field(default=0)
+    # Billing never goes past this instant (a job overran its execution timeout: the worker is
+    # stopped, and the seconds after the timeout are not the customer's).
+    billed_until = models.DateTimeField(null=True, blank=True)
+    stop_reason = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]
