@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
@@ -19,8 +20,16 @@ from pods.runtime.process import bwrap_works
 
 @admin.register(GpuType)
 class GpuTypeAdmin(admin.ModelAdmin):
-    list_display = ["id", "display_name", "memory_gb", "secure_price", "community_price", "min_bid"]
-    list_editable = ["secure_price", "community_price", "min_bid"]
+    list_display = [
+        "id",
+        "display_name",
+        "memory_gb",
+        "secure_price",
+        "community_price",
+        "min_bid",
+        "serverless_price",
+    ]
+    list_editable = ["secure_price", "community_price", "min_bid", "serverless_price"]
     formfield_overrides = MONEY_WIDGET
     list_filter = ["manufacturer", "is_active"]
     search_fields = ["id", "display_name"]
@@ -28,14 +37,24 @@ class GpuTypeAdmin(admin.ModelAdmin):
 
 @admin.register(CpuInstanceType)
 class CpuInstanceTypeAdmin(admin.ModelAdmin):
-    list_display = ["id", "name", "vcpu", "memory_gb", "price"]
-    list_editable = ["price"]
+    list_display = ["id", "name", "vcpu", "memory_gb", "price", "serverless_price"]
+    list_editable = ["price", "serverless_price"]
     formfield_overrides = MONEY_WIDGET
 
 
 @admin.register(DataCenter)
 class DataCenterAdmin(admin.ModelAdmin):
     list_display = ["id", "name", "country"]
+
+
+class MachineChangeListForm(forms.ModelForm):
+    """A hosted machine is listed by its review (hosting: burn-in, then public), never by a
+    checkbox on the list, which would skip the review."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.host_team_id and "is_listed" in self.fields:
+            self.fields["is_listed"].disabled = True
 
 
 @admin.register(Machine)
@@ -56,6 +75,14 @@ class MachineAdmin(admin.ModelAdmin):
     search_fields = ["name", "public_id"]
     readonly_fields = ["public_id"]
     actions = ["test_connection"]
+
+    def get_changelist_form(self, request, **kwargs):
+        return super().get_changelist_form(request, form=MachineChangeListForm, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.host_team_id:
+            return [*self.readonly_fields, "is_listed", "burn_in", "host_team"]
+        return self.readonly_fields
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_capacity().select_related("gpu_type")
