@@ -217,6 +217,9 @@ class Worker(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     ready_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    # When it last became idle (its first sign of life or its last job's end): a flex worker
+    # idle for the endpoint's idle_timeout retires, a stale one is replaced.
+    idle_since = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
     metered_until = models.DateTimeField(null=True, blank=True)
     # The pod the worker runs in (pods.Pod.Kind.WORKER); None for a worker registered by hand

@@ -335,6 +335,8 @@ def _seen(worker: Worker, now, **changes) -> None:
         changes["ready_at"] = now
     if worker.state in (Worker.State.INITIALIZING, Worker.State.UNHEALTHY):
         changes.setdefault("state", Worker.State.IDLE)
+    if changes.get("state") == Worker.State.IDLE and worker.state != Worker.State.IDLE:
+        changes["idle_since"] = now  # the idle timeout counts from here
     Worker.objects.filter(pk=worker.pk).update(**changes)
     for name, value in changes.items():
         setattr(worker, name, value)
