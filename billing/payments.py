@@ -701,22 +701,28 @@ def send_low_balance_alert(*, team: Team) -> bool:
     return True
 
 
-def balance_changed(team_id: int) -> None:
+def balance_changed(team_id: int) -> list[str]:
     """Runs after every committed ledger entry: queue an auto-recharge or a low-balance
-    alert when one is due, and re-arm the alert once the balance is back above it."""
+    alert when one is due, and re-arm the alert once the balance is back above it. Returns
+    what it did (for the sweep's log line: nothing done, nothing said)."""
     from billing import tasks
 
     account = BillingAccount.objects.filter(team_id=team_id).first()
     if account is None:
-        return
+        return []
+    done = []
     if auto_recharge_due(account):
         tasks.auto_recharge_task.delay(team_id)
+        done.append("auto_recharge")
     threshold = account.low_balance_alert_threshold
     if threshold is None:
-        return
+        return done
     if account.balance < threshold and account.low_balance_alerted_at is None:
         tasks.low_balance_alert_task.delay(team_id)
+        done.append("low_balance_alert")
     elif account.balance >= threshold and account.low_balance_alerted_at is not None:
         BillingAccount.objects.filter(pk=account.pk, balance__gte=threshold).update(
             low_balance_alerted_at=None
         )
+        done.append("alert_rearmed")
+    return done

@@ -20,13 +20,12 @@ def low_balance_alert_task(team_id: int) -> bool:
 
 @shared_task
 def billing_sweep_task() -> int:
-    """Safety net for a lost hook: look at every account that may need a recharge or alert."""
+    """Safety net for a lost hook: look at every account that may need a recharge or alert.
+    Returns how many teams it acted on (0 is an idle run, logged at DEBUG)."""
     accounts = BillingAccount.objects.filter(
         auto_recharge_enabled=True
     ) | BillingAccount.objects.filter(
         low_balance_alert_threshold__isnull=False, low_balance_alerted_at=None
     )
     team_ids = list(accounts.values_list("team_id", flat=True).distinct())
-    for team_id in team_ids:
-        payments.balance_changed(team_id)
-    return len(team_ids)
+    return sum(1 for team_id in team_ids if payments.balance_changed(team_id))
