@@ -133,6 +133,11 @@ class Job(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     # When the result is deleted (set on reaching a final state).
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # The last delivery of the final status to `webhook` (serverless.webhooks): attempts made,
+    # what happened ("HTTP 200", "refused: ...", "timed out ..."), and when it was accepted.
+    webhook_attempts = models.PositiveSmallIntegerField(default=0)
+    webhook_result = models.CharField(max_length=300, blank=True)
+    webhook_delivered_at = models.DateTimeField(null=True, blank=True)
 
     objects = JobQuerySet.as_manager()
 
