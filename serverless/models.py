@@ -197,11 +197,12 @@ class Worker(models.Model):
     """One worker of an endpoint, known by its public id (RUNPOD_POD_ID) and authenticated by
     its own secret (RUNPOD_AI_API_KEY), of which only a SHA-256 hash is kept.
 
-    Billing (per second, initializing excluded): a worker is billable from `ready_at` (its
-    first job-take or ping) to `stopped_at` (or now). `metered_until` is the instant up to
-    which it has been charged; a charge for the seconds of one wall-clock minute uses the
-    ledger key `worker:<public_id>:compute:<minute ISO>`, so a tick that runs twice charges
-    each second once."""
+    Billing (per second, initializing excluded; serverless.metering): a worker is billable
+    from `ready_at` (its first job-take or ping) to `stopped_at` (or now), never past
+    `billed_until`. `metered_until` is the instant up to which its seconds are charged into
+    the balance, `posted_until` the instant up to which they are posted as ledger rows (one
+    per worker and hour, key `worker:<public_id>:compute:<period>`); the seconds between the
+    two are the worker's open accrual."""
 
     class State(models.TextChoices):
         INITIALIZING = "initializing"
@@ -227,6 +228,7 @@ class Worker(models.Model):
     idle_since = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
     metered_until = models.DateTimeField(null=True, blank=True)
+    posted_until = models.DateTimeField(null=True, blank=True)
     # The pod the worker runs in (pods.Pod.Kind.WORKER); None for a worker registered by hand
     # (manage.py register_worker) or one still waiting for a machine (throttled).
     pod = models.OneToOneField(
