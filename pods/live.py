@@ -6,7 +6,9 @@ Messages are sent on commit, so a browser never sees a state that was rolled bac
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -31,6 +33,25 @@ def _send(team_id: int, public_id: str, status: str) -> None:
     if layer is None:
         return
     message = {"type": "pod.changed", "pod": public_id, "status": status}
+    if _in_event_loop():
+        # async_to_sync refuses to run in a thread whose event loop is running (a sync write
+        # made from async code, e.g. a Playwright-driven test): send from a thread of its own.
+        sender = threading.Thread(target=_group_send, args=(layer, team_id, public_id, message))
+        sender.start()
+        sender.join(timeout=5)
+        return
+    _group_send(layer, team_id, public_id, message)
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _group_send(layer, team_id: int, public_id: str, message: dict) -> None:
     try:
         async_to_sync(layer.group_send)(team_group(team_id), message)
         async_to_sync(layer.group_send)(pod_group(public_id), message)
