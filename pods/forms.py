@@ -20,6 +20,7 @@ from pods.models import (
     Pod,
     PodTemplate,
 )
+from pods.runtime import runtime_choices
 from pods.services import DeployRequest
 from pods.validators import validate_env_name
 
@@ -356,6 +357,13 @@ def apply_template(data, template: PodTemplate) -> None:
 class TemplateForm(ContainerFieldsMixin, forms.ModelForm):
     http_ports = forms.CharField(required=False, max_length=200, help_text="e.g. 8888, 8080")
     tcp_ports = forms.CharField(required=False, max_length=200, help_text="e.g. 22")
+    runtimes = forms.MultipleChoiceField(
+        choices=runtime_choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None checked: any. The process runtime ignores the image: the start command "
+        "must serve the template's ports with what the host has.",
+    )
 
     class Meta:
         model = PodTemplate
@@ -366,6 +374,7 @@ class TemplateForm(ContainerFieldsMixin, forms.ModelForm):
             "volume_gb",
             "volume_mount_path",
             "start_command",
+            "runtimes",
             "is_serverless",
             "is_public",
             "readme",

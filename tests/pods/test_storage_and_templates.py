@@ -156,3 +156,31 @@ def test_it_refuses_a_port_in_both_lists_on_a_template(team, alice):
     response = login(alice).post(reverse("template_create", args=[team.slug]), data)
     assert 'data-error-for="tcp_ports"' in response.content.decode()
     assert not PodTemplate.objects.exists()
+
+
+def test_a_team_template_declares_the_runtimes_it_runs_on(team, alice):
+    client = login(alice)
+    data = {
+        "name": "Container only",
+        "image": "python:3.11-slim",
+        "container_disk_gb": "5",
+        "volume_gb": "0",
+        "volume_mount_path": "/workspace",
+        "env_rows": "0",
+        "runtimes": ["docker"],
+        "action": "save",
+    }
+    form = client.get(reverse("template_create", args=[team.slug])).content.decode()
+    assert 'name="runtimes" value="docker"' in form and 'value="process"' in form
+    assert client.post(reverse("template_create", args=[team.slug]), data).status_code == 302
+    template = PodTemplate.objects.get(team=team)
+    assert template.runtimes == ["docker"] and not template.runs_on("process")
+    edit = reverse("template_edit", args=[team.slug, template.public_id])
+    assert "checked" in client.get(edit).content.decode()
+    client.post(edit, {**data, "runtimes": []})
+    template.refresh_from_db()
+    assert template.runtimes == [] and template.runs_on("process")
+    bad = client.post(edit, {**data, "runtimes": ["mainframe"]})
+    assert 'data-error-for="runtimes"' in bad.content.decode()
+    template.refresh_from_db()
+    assert template.runtimes == []
