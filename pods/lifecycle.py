@@ -113,6 +113,7 @@ def build_spec(pod: Pod, api_key: str) -> PodSpec:
         gpu_count=pod.gpu_count,
         working_dir=pod.volume_mount_path,
         registry_auth=registry_auth(pod.team, pod.image),
+        worker_gateway=pod.kind == Pod.Kind.WORKER,
     )
 
 

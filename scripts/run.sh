@@ -20,9 +20,11 @@ mkdir -p "$DATA_DIR/logs"
 DATA_DIR=$(cd "$DATA_DIR" && pwd)
 
 # The process runtime's binaries (pods/runtime/sandbox.py: its sandbox, network and the python
-# pods run), and the services when no URL names outside ones.
+# pods run, with venv for serverless workers' dependencies), and the services when no URL names
+# outside ones.
 packages=(/usr/bin/bwrap bubblewrap /usr/bin/slirp4netns slirp4netns /usr/bin/nsenter util-linux
-    /usr/bin/setpriv util-linux /usr/bin/python3 python3)
+    /usr/bin/setpriv util-linux /usr/bin/python3 python3
+    /usr/lib/python3.11/ensurepip python3-venv)
 [ -n "${DATABASE_URL:-}" ] || packages+=(/usr/lib/postgresql/15/bin/initdb postgresql)
 [ -n "${REDIS_URL:-}" ] || packages+=(redis-server redis-server)
 ensure_apt "${packages[@]}" || die "install the packages above (make run as root installs them)"
@@ -78,6 +80,14 @@ fi
 # threads share a pool of connections (persistent ones per thread exhausted PostgreSQL).
 start web env DATABASE_POOL_SIZE="${DATABASE_POOL_SIZE:-10}" \
     "$VENV/bin/daphne" -b "$HOST" -p "$PORT" console.asgi:application
+# The worker gateway (serverless/gateway.py): serverless worker pods reach the worker protocol,
+# and nothing else of the console, through this socket, mounted into their sandboxes.
+gateway_socket="$DATA_DIR/run/worker-gateway/gateway.sock"
+mkdir -p "$(dirname "$gateway_socket")"
+chmod 711 "$DATA_DIR/run" "$(dirname "$gateway_socket")"
+rm -f "$gateway_socket"  # a killed run's socket would refuse the bind
+start gateway env DATABASE_POOL_SIZE="${DATABASE_POOL_SIZE:-10}" \
+    "$VENV/bin/daphne" -u "$gateway_socket" serverless.worker_asgi:application
 # One worker: no neighbours to synchronise with or gossip to (each costs start-up and shutdown).
 start worker "$VENV/bin/celery" -A console worker --pool=solo --concurrency=1 -l INFO \
     --without-mingle --without-gossip

@@ -15,7 +15,7 @@ ensure_apt /usr/lib/postgresql/15/bin/initdb postgresql redis-server redis-serve
     podman podman runc runc /usr/libexec/podman/catatonit catatonit /bin/busybox busybox-static \
     /usr/sbin/iptables iptables \
     ssh-keygen openssh-client ip iproute2 nsenter util-linux setpriv util-linux \
-    /usr/bin/python3 python3 \
+    /usr/bin/python3 python3 /usr/lib/python3.11/ensurepip python3-venv \
     /usr/share/fonts/truetype/dejavu fonts-dejavu-core
 ensure_venv
 

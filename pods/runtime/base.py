@@ -78,6 +78,9 @@ class PodSpec:
     working_dir: str = "/"
     # Credentials for pulling `image`: {"username", "password", "registry"} (docker runtime).
     registry_auth: dict | None = None
+    # A serverless worker (Pod.Kind.WORKER): the console's worker gateway socket directory
+    # is mounted read-only at WORKER_GATEWAY_TARGET. No other pod gets it.
+    worker_gateway: bool = False
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,24 @@ def pod_data_dir(pod_id: str) -> Path:
     from django.conf import settings
 
     return Path(settings.DATA_DIR) / "pods" / pod_id
+
+
+# Where worker pods find the worker gateway's socket directory (serverless.gateway).
+WORKER_GATEWAY_TARGET = "/run/console-gateway"
+WORKER_GATEWAY_SOCKET = "gateway.sock"
+
+
+def worker_gateway_dir() -> Path:
+    """The host directory holding the worker gateway's Unix socket: mounted into worker pods
+    (never the socket file itself, so a restarted gateway's new socket shows in running pods).
+    Pod uids may traverse it, not list it; the socket itself is 0666."""
+    from django.conf import settings
+
+    path = Path(settings.DATA_DIR) / "run" / "worker-gateway"
+    path.mkdir(parents=True, exist_ok=True)
+    for directory in (path.parent, path):
+        directory.chmod(0o711)
+    return path
 
 
 def network_volume_dir(name: str) -> Path:

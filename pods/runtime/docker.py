@@ -67,6 +67,7 @@ from docker.tls import TLSConfig
 from docker.types import DeviceRequest, Mount
 
 from pods.runtime.base import (
+    WORKER_GATEWAY_TARGET,
     LogChunk,
     MountSpec,
     PodSpec,
@@ -79,6 +80,7 @@ from pods.runtime.base import (
     StartResult,
     pod_data_dir,
     register,
+    worker_gateway_dir,
 )
 
 log = logging.getLogger(__name__)
@@ -438,6 +440,12 @@ class DockerBackend(RuntimeBackend):
             "device_requests": self._device_requests(spec),
             **self._hardening(),
         }
+        if spec.worker_gateway:
+            # A serverless worker's only way to the console: the gateway's socket directory,
+            # read-only. A bind of this host's path, so it needs an engine on this host.
+            source = str(worker_gateway_dir())
+            gateway = Mount(WORKER_GATEWAY_TARGET, source, type="bind", read_only=True)
+            kwargs["mounts"].append(gateway)
         if spec.command.strip():
             kwargs["entrypoint"] = ["/bin/sh", "-c"]
             kwargs["command"] = [spec.command]

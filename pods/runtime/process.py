@@ -40,6 +40,7 @@ from django.conf import settings
 
 from pods.runtime import sandbox
 from pods.runtime.base import (
+    WORKER_GATEWAY_TARGET,
     LogChunk,
     MountSpec,
     PodSpec,
@@ -52,6 +53,7 @@ from pods.runtime.base import (
     network_volume_dir,
     pod_data_dir,
     register,
+    worker_gateway_dir,
 )
 from pods.runtime.pty import ProcessPty
 
@@ -271,6 +273,8 @@ class ProcessBackend(RuntimeBackend):
         binds += [[host, target, "path"] for host, target in sandbox.etc_binds()]
         binds.append([str(self.container_dir(spec.pod_id)), CONTAINER_HOME, "rw"])
         binds += [[str(self.mount_source(m)), m.target, "rw"] for m in spec.mounts]
+        if spec.worker_gateway:  # a serverless worker reaches the console only through it
+            binds.append([str(worker_gateway_dir()), WORKER_GATEWAY_TARGET, "ro"])
         return {
             "uid": uid,
             "gid": gid,

@@ -1,0 +1,118 @@
+"""What runs in a worker pod before the template's start command (serverless.gateway's
+worker_command): the gateway forwarder, then the Python dependencies from a cache.
+
+1. When the worker's RUNPOD_WEBHOOK_* URLs point at the gateway (http://127.0.0.1:<port>/,
+   a pod with a network namespace of its own), FORWARDER listens there and relays each
+   connection to the gateway socket mounted at WORKER_GATEWAY_TARGET. It runs as the pod's
+   root, inside the sandbox, and can reach nothing the pod could not: only that socket.
+2. A virtualenv holding RUNPOD_REQUIREMENT and the handler's own requirements
+   (WORKER_REQUIREMENTS, default ./requirements.txt in the working directory, which is the
+   network volume's mount path when the endpoint has one), installed with pip from the package
+   registry into WORKER_CACHE_DIR (default ./.worker-cache: the network volume, else the pod's
+   volume or container disk) under a key hashed from the Python version and the requirement
+   lines. The next worker (or restart) with the same set finds it ready and only prints
+   "dependencies cached". A lock file serialises workers installing the same set at once.
+   An image that already has the runpod package and no requirements file skips this step.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from pods.runtime.base import WORKER_GATEWAY_SOCKET, WORKER_GATEWAY_TARGET
+
+RUNPOD_REQUIREMENT = "runpod==1.12.0"
+INSTALLED_MARKER = "[worker] installing"
+CACHED_MARKER = "[worker] dependencies cached"
+
+# asyncio relay, stdlib only (the pod's python3 runs it with -I -S). Half-closes are passed on,
+# so a held long-poll or a streamed answer is never cut short.
+FORWARDER = """
+import asyncio, sys
+SOCKET, PORT, READY = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+    except OSError:
+        pass
+async def relay(reader, writer):
+    try:
+        up_reader, up_writer = await asyncio.open_unix_connection(SOCKET)
+    except OSError:
+        writer.close()
+        return
+    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+    for end in (writer, up_writer):
+        end.close()
+async def main():
+    server = await asyncio.start_server(relay, "127.0.0.1", PORT)
+    open(READY, "w").close()
+    await server.serve_forever()
+asyncio.run(main())
+"""
+
+BOOTSTRAP = r"""set -e
+case "${RUNPOD_WEBHOOK_PING:-}" in
+  "http://127.0.0.1:__PORT__/"*)
+    python3 -I -S -c __FORWARDER__ __SOCKET__ __PORT__ /tmp/.gateway-ready &
+    tries=0
+    while [ ! -e /tmp/.gateway-ready ] && [ "$tries" -lt 200 ]; do
+      sleep 0.05
+      tries=$((tries+1))
+    done
+    if [ ! -e /tmp/.gateway-ready ]; then
+      echo "[worker] the gateway forwarder did not start" >&2
+      exit 1
+    fi
+    ;;
+esac
+requirements="${WORKER_REQUIREMENTS:-requirements.txt}"
+if [ -n "${WORKER_REQUIREMENTS:-}" ] && [ ! -f "$requirements" ]; then
+  echo "[worker] WORKER_REQUIREMENTS names $requirements, which does not exist" >&2; exit 1
+fi
+[ -f "$requirements" ] || requirements=/dev/null
+if [ "$requirements" != /dev/null ] || ! python3 -c 'import runpod' 2>/dev/null; then
+  cache="${WORKER_CACHE_DIR:-$PWD/.worker-cache}"
+  key=$({ python3 -VV; echo __RUNPOD__; cat "$requirements"; } | sha256sum | cut -c1-16)
+  venv="$cache/venv-$key"
+  if [ -e "$venv/.ready" ]; then
+    echo "__CACHED__ in $venv"
+  else
+    mkdir -p "$cache"
+    exec 8>"$venv.lock"
+    flock 8
+    if [ -e "$venv/.ready" ]; then
+      echo "__CACHED__ in $venv (installed by another worker meanwhile)"
+    else
+      echo "__INSTALLED__ __RUNPOD__ and $requirements into $venv"
+      started=$(date +%s)
+      rm -rf "$venv"
+      python3 -m venv "$venv"
+      "$venv/bin/python" -m pip install --quiet --no-input --no-cache-dir \
+        --disable-pip-version-check __RUNPOD__ -r "$requirements"
+      touch "$venv/.ready"
+      echo "[worker] installed in $(( $(date +%s) - started )) s"
+    fi
+    exec 8>&-
+  fi
+  export VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH"
+fi"""
+
+
+def bootstrap_script(*, gateway_port: int) -> str:
+    values = {
+        "__FORWARDER__": shlex.quote(FORWARDER),
+        "__SOCKET__": shlex.quote(f"{WORKER_GATEWAY_TARGET}/{WORKER_GATEWAY_SOCKET}"),
+        "__PORT__": str(gateway_port),
+        "__RUNPOD__": shlex.quote(RUNPOD_REQUIREMENT),
+        "__CACHED__": CACHED_MARKER,
+        "__INSTALLED__": INSTALLED_MARKER,
+    }
+    script = BOOTSTRAP
+    for name, value in values.items():
+        script = script.replace(name, value)
+    return script
