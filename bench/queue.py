@@ -1,33 +1,53 @@
 """Serverless jobs through the real HTTP API and real runpod workers, next to a bare
 PostgreSQL SKIP LOCKED loop doing the queue's work, measured in the same run.
 
-    DATABASE_URL=postgres://.../postgres REDIS_URL=redis://... python bench/job_queue.py \\
-        [--jobs 300] [--workers 2]
+    ./scripts/bench.sh -m bench.queue [--jobs 300] [--workers 2] [--serial 30]
 
-It works in a database of its own (bench_queue_<pid>, dropped at the end), serves
-console.asgi with daphne on a free port, starts `--workers` processes running an unmodified
-`runpod.serverless.start` worker with a trivial handler (returns its input; concurrency
-CONCURRENCY, so workers take batches), submits `--jobs`
-jobs with `POST /v2/<endpoint>/run` from 4 client threads and waits until all are COMPLETED.
-Then the same number of jobs goes through the bare loop: 4 threads, each claiming one job
-with `UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1)` and completing it.
-It prints jobs/s and the p50 and p90 submit->complete latency of both (the server's own
-timestamps: created_at to completed_at), and the ratio.
+(scripts/bench.sh starts a throwaway PostgreSQL and Redis; with your own, run
+`DATABASE_URL=postgres://.../postgres REDIS_URL=redis://... python -m bench.queue` from the
+project's root. `python bench/queue.py` works too: it first puts the root in place of bench/
+on sys.path, where this file would shadow the standard library's `queue`.) It works in a
+database of its own (bench.scratch_db: bench_queue_<pid>, dropped at the end), serves
+console.asgi with daphne on a free port as `make run` does, and starts `--workers` processes
+running an unmodified `runpod.serverless.start` worker with a trivial handler (returns its
+input; concurrency CONCURRENCY, so workers take batches). Then:
+
+- burst: `--jobs` jobs sent with `POST /v2/<endpoint>/run` from CLIENT_THREADS client threads,
+  waited for until all are COMPLETED;
+- serial: `--serial` jobs one at a time (each sent once the previous one completed), so each
+  phase of one job's path is timed without a backlog: the /run round trip, queued -> taken (the
+  held job-take's wake-up and claim), taken -> done (the worker runs the handler and posts
+  job-done) and the client's `GET /status` round trip for the finished job;
+- bare: as many jobs through the bare loop: CLIENT_THREADS threads inserting, CLIENT_THREADS
+  claiming one job each with `UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT
+  1)` and completing it.
+
+It prints jobs/s and the p50 and p90 submit->complete latency of the burst and of the bare loop
+(server timestamps: created_at to completed_at) and their ratio, then the serial phases' p50s.
 """
 
-import argparse
+# ruff: noqa: E402 (sys.path is fixed before any import that may import `queue`)
 import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if sys.path and os.path.abspath(sys.path[0] or os.curdir) == os.path.join(ROOT, "bench"):
+    sys.path[0] = ROOT
+
+import argparse
 import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.scratch_db import scratch_database
+
 # With the SDK's default concurrency of 1 a worker sleeps 1 s after each take (rp_scale.py:
 # "don't go rapidly"), so it moves at most one job a second whatever the server does; a
 # concurrency of CONCURRENCY makes it take batches (job-take-batch) as RunPod's own do.
@@ -42,43 +62,9 @@ config = {{"handler": handler, "concurrency_modifier": lambda current: {CONCURRE
 runpod.serverless.start(config)
 """
 CLIENT_THREADS = 4
-
-
-def setup_django() -> tuple[str, str]:
-    sys.path.insert(0, str(ROOT))
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        sys.exit("bench/job_queue.py needs DATABASE_URL of a PostgreSQL server (see its docstring)")
-    base, _, _ = url.rpartition("/")
-    name = f"bench_queue_{os.getpid()}"
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="console.settings",
-        DATABASE_URL=f"{base}/{name}",
-        SECRET_KEY=os.environ.get("SECRET_KEY", "bench"),
-        LOG_LEVEL="WARNING",
-        CELERY_TASK_ALWAYS_EAGER="1",
-        SERVERLESS_JOB_TAKE_HOLD="5",
-    )
-    import psycopg
-
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    return base, name
-
-
-def drop_database(base: str, name: str) -> None:
-    import psycopg
-    from django.db import connections
-
-    connections.close_all()
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+# The bench's own settings for the server: short holds, and no API rate limit in the way of
+# the clients (600 requests a minute by default: the burst would be throttled, not measured).
+SERVER_ENV = {"SERVERLESS_JOB_TAKE_HOLD": "5", "API_RATE_LIMIT": "1000000/min"}
 
 
 def free_port() -> int:
@@ -87,21 +73,57 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(port: int) -> subprocess.Popen:
+def wait_until(done: Callable[[], bool], seconds: float, what: str, step: float = 0.2) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not happen within {seconds:.0f} s")
+        time.sleep(step)
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def running_server() -> Iterator[str]:
+    """daphne serving console.asgi (its access log in a temporary file); stopped, and waited
+    for, before the scratch database is dropped."""
+    port = free_port()
     daphne = Path(sys.executable).with_name("daphne")
     command = [str(daphne), "-b", "127.0.0.1", "-p", str(port), "console.asgi:application"]
-    process = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy(), stderr=subprocess.DEVNULL)
-    for _ in range(300):
+    with tempfile.TemporaryFile() as log:
+        server = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=log)
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    sys.exit("daphne did not start")
+            wait_until(lambda: server.poll() is not None or listening(port), 30, "daphne start")
+            if server.poll() is not None:
+                log.seek(0)
+                raise RuntimeError("daphne exited:\n" + log.read()[-3000:].decode())
+            yield f"http://127.0.0.1:{port}"
+        except BaseException:
+            log.seek(0)
+            print("daphne's log tail:\n" + log.read()[-3000:].decode(), file=sys.stderr)
+            raise
+        finally:
+            stop(server, signal.SIGTERM)
+
+
+def stop(process: subprocess.Popen, how: int, group: bool = False) -> None:
+    send = (lambda sig: os.killpg(process.pid, sig)) if group else process.send_signal
+    send(how)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        send(signal.SIGKILL)
+        process.wait()
 
 
 def make_endpoint():
+    from billing.services import adjust_balance
     from pods.models import PodTemplate
     from serverless.models import Endpoint
     from teams.models import Membership, Team, User
@@ -110,45 +132,78 @@ def make_endpoint():
     user = User.objects.create_user(email="bench@example.com", password="x")
     team = Team.objects.create(name="Bench", slug="bench", is_personal=False)
     Membership.objects.create(user=user, team=team, role="admin")
+    adjust_balance(team=team, amount="1000", reason="bench credit", actor=None)  # jobs need funds
     template = PodTemplate.objects.create(team=team, name="w", image="w", is_serverless=True)
     endpoint = Endpoint.objects.create(team=team, name="bench", template=template)
     _, secret = create_api_key(team=team, actor=user, name="bench", permission="read_write")
     return endpoint, secret
 
 
-def start_workers(endpoint, base_url: str, count: int, script: Path) -> list[subprocess.Popen]:
+@contextmanager
+def running_workers(endpoint, base_url: str, count: int) -> Iterator[None]:
+    """`count` runpod worker processes, each polling job-take (their first take sets ready_at);
+    killed with their process groups on the way out."""
     from serverless import services
+    from serverless.models import Worker
 
-    workers = []
-    for _ in range(count):
-        worker, secret = services.register_worker(actor=None, endpoint=endpoint)
-        env = {
-            "PATH": os.environ["PATH"],
-            "HOME": tempfile.mkdtemp(prefix="bench-worker-"),
-            "RUNPOD_LOG_LEVEL": "ERROR",
-            **services.worker_env(worker=worker, secret=secret, base_url=base_url),
-        }
-        workers.append(
-            subprocess.Popen(
-                [sys.executable, str(script)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        )
-    return workers
+    workers: list[subprocess.Popen] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        script = Path(scratch) / "handler.py"
+        script.write_text(HANDLER)
+        try:
+            for n in range(count):
+                worker, secret = services.register_worker(actor=None, endpoint=endpoint)
+                env = {
+                    "PATH": os.environ["PATH"],
+                    "HOME": str(Path(scratch) / f"home{n}"),
+                    "RUNPOD_LOG_LEVEL": "ERROR",
+                    **services.worker_env(worker=worker, secret=secret, base_url=base_url),
+                }
+                workers.append(
+                    subprocess.Popen(
+                        [sys.executable, str(script)],
+                        env=env,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                        start_new_session=True,
+                    )
+                )
+            ready = Worker.objects.filter(endpoint=endpoint, ready_at__isnull=False)
+            wait_until(lambda: ready.count() == count, 60, "the workers' first job-take")
+            yield
+        finally:
+            for process in workers:
+                stop(process, signal.SIGKILL, group=True)
 
 
-def submit_all(base_url: str, endpoint_id: str, secret: str, jobs: int) -> None:
+def client(base_url: str, secret: str):
     import httpx
 
+    headers = {"Authorization": f"Bearer {secret}"}
+    return httpx.Client(base_url=base_url, headers=headers, timeout=30)
+
+
+def timed(call: Callable):
+    started = time.perf_counter()
+    reply = call()
+    reply.raise_for_status()
+    return reply, (time.perf_counter() - started) * 1000
+
+
+def submit_burst(base_url: str, endpoint_id: str, secret: str, jobs: int) -> list[float]:
+    """Send `jobs` jobs from CLIENT_THREADS threads; their /run round trips in ms. A failed
+    request fails the bench (a thread's exception is re-raised here)."""
+    round_trips: list[float] = []
+    errors: list[BaseException] = []
+
     def submit(count: int) -> None:
-        headers = {"Authorization": f"Bearer {secret}"}
-        with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
-            for n in range(count):
-                reply = client.post(f"/v2/{endpoint_id}/run", json={"input": {"n": n}})
-                reply.raise_for_status()
+        try:
+            with client(base_url, secret) as http:
+                for n in range(count):
+                    post = lambda n=n: http.post(f"/v2/{endpoint_id}/run", json={"input": n})  # noqa: E731
+                    round_trips.append(timed(post)[1])
+        except BaseException as error:  # re-raised by the main thread
+            errors.append(error)
 
     share = [jobs // CLIENT_THREADS + (i < jobs % CLIENT_THREADS) for i in range(CLIENT_THREADS)]
     threads = [threading.Thread(target=submit, args=(n,)) for n in share]
@@ -156,26 +211,65 @@ def submit_all(base_url: str, endpoint_id: str, secret: str, jobs: int) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+    if errors:
+        raise errors[0]
+    return round_trips
 
 
-def wait_completed(endpoint, jobs: int, timeout: float = 600) -> None:
+def ms(start, end) -> float:
+    return (end - start).total_seconds() * 1000
+
+
+def p(values: list[float], q: int) -> float:
+    """The q-th percentile (q in 1..99)."""
+    return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
+
+
+def burst(base_url: str, endpoint, secret: str, jobs: int) -> dict[str, float]:
     from serverless.models import Job
 
-    deadline = time.monotonic() + timeout
-    while Job.objects.filter(endpoint=endpoint, status="COMPLETED").count() < jobs:
-        if time.monotonic() > deadline:
-            sys.exit("the jobs did not complete in time")
-        time.sleep(0.2)
+    round_trips = submit_burst(base_url, endpoint.public_id, secret, jobs)
+    done = Job.objects.filter(endpoint=endpoint, status="COMPLETED")
+    wait_until(lambda: done.count() >= jobs, 60 + jobs / 2, "completing the burst")
+    rows = list(done.values_list("created_at", "started_at", "completed_at"))
+    latencies = [ms(created, completed) for created, _, completed in rows]
+    span = ms(min(r[0] for r in rows), max(r[2] for r in rows)) / 1000
+    return {
+        "rate": len(rows) / span,
+        "p50": p(latencies, 50),
+        "p90": p(latencies, 90),
+        "run": p(round_trips, 50),
+        "queued": p([ms(c, s) for c, s, _ in rows], 50),
+        "done": p([ms(s, d) for _, s, d in rows], 50),
+    }
 
 
-def summary(endpoint) -> tuple[float, float, float]:
-    """jobs/s (first submission to last completion), p50 and p90 latency in ms."""
+def serial(base_url: str, endpoint, secret: str, jobs: int) -> dict[str, float]:
+    """One job at a time: each phase of its path, p50 in ms."""
     from serverless.models import Job
 
-    rows = list(Job.objects.filter(endpoint=endpoint).values_list("created_at", "completed_at"))
-    latencies = [(done - created).total_seconds() * 1000 for created, done in rows]
-    span = (max(d for _, d in rows) - min(c for c, _ in rows)).total_seconds()
-    return len(rows) / span, statistics.median(latencies), statistics.quantiles(latencies, n=10)[8]
+    phases: dict[str, list[float]] = {"run": [], "queued": [], "done": [], "status": []}
+    with client(base_url, secret) as http:
+        for n in range(jobs):
+            post = lambda n=n: http.post(f"/v2/{endpoint.public_id}/run", json={"input": n})  # noqa: E731
+            reply, round_trip = timed(post)
+            job = Job.objects.filter(public_id=reply.json()["id"])
+            finished = job.filter(status="COMPLETED")
+            wait_until(finished.exists, 30, "a serial job's completion", step=0.002)
+            created, started, completed = job.values_list(
+                "created_at", "started_at", "completed_at"
+            ).get()
+            status = f"/v2/{endpoint.public_id}/status/{reply.json()['id']}"
+            reply, status_trip = timed(lambda: http.get(status))  # noqa: B023
+            assert reply.json()["status"] == "COMPLETED", reply.text
+            for name, value in (
+                ("run", round_trip),
+                ("queued", ms(created, started)),
+                ("done", ms(started, completed)),
+                ("status", status_trip),
+            ):
+                phases[name].append(value)
+    return {name: p(values, 50) for name, values in phases.items()}
 
 
 BARE_CLAIM = """
@@ -186,7 +280,7 @@ RETURNING id, input
 """
 
 
-def bare_loop(url: str, jobs: int) -> tuple[float, float, float]:
+def bare_loop(url: str, jobs: int) -> dict[str, float]:
     """The queue's work with nothing else: insert, claim with SKIP LOCKED, complete."""
     import psycopg
 
@@ -219,69 +313,61 @@ def bare_loop(url: str, jobs: int) -> tuple[float, float, float]:
                     [row[0]],
                 )
 
-    stop = threading.Event()
-    consumers = [threading.Thread(target=consume, args=(stop,)) for _ in range(CLIENT_THREADS)]
+    stop_consumers = threading.Event()
+    consumers = [
+        threading.Thread(target=consume, args=(stop_consumers,)) for _ in range(CLIENT_THREADS)
+    ]
     for thread in consumers:
         thread.start()
-    share = [jobs // CLIENT_THREADS + (i < jobs % CLIENT_THREADS) for i in range(CLIENT_THREADS)]
-    producers = [threading.Thread(target=produce, args=(n,)) for n in share]
-    for thread in producers:
-        thread.start()
-    for thread in producers:
-        thread.join()
-    with psycopg.connect(url, autocommit=True) as conn:
-        while (
-            conn.execute("SELECT count(*) FROM bench_jobs WHERE status = 'COMPLETED'").fetchone()[0]
-            < jobs
-        ):
-            time.sleep(0.05)
-        stop.set()
+    try:
+        share = [
+            jobs // CLIENT_THREADS + (i < jobs % CLIENT_THREADS) for i in range(CLIENT_THREADS)
+        ]
+        producers = [threading.Thread(target=produce, args=(n,)) for n in share]
+        for thread in producers:
+            thread.start()
+        for thread in producers:
+            thread.join()
+        with psycopg.connect(url, autocommit=True) as conn:
+            count = "SELECT count(*) FROM bench_jobs WHERE status = 'COMPLETED'"
+            wait_until(lambda: conn.execute(count).fetchone()[0] >= jobs, 60, "the bare loop")
+            rows = conn.execute("SELECT created_at, completed_at FROM bench_jobs").fetchall()
+    finally:
+        stop_consumers.set()
         for thread in consumers:
             thread.join()
-        rows = conn.execute("SELECT created_at, completed_at FROM bench_jobs").fetchall()
-    latencies = [(done - created).total_seconds() * 1000 for created, done in rows]
-    span = (max(d for _, d in rows) - min(c for c, _ in rows)).total_seconds()
-    return len(rows) / span, statistics.median(latencies), statistics.quantiles(latencies, n=10)[8]
+    latencies = [ms(created, done) for created, done in rows]
+    span = ms(min(c for c, _ in rows), max(d for _, d in rows)) / 1000
+    return {"rate": len(rows) / span, "p50": p(latencies, 50), "p90": p(latencies, 90)}
+
+
+def report(jobs: int, workers: int, api: dict, bare: dict, one: dict, count: int) -> str:
+    return (
+        f"{jobs} jobs, {workers} runpod workers: HTTP API {api['rate']:.0f} jobs/s, "
+        f"p50 {api['p50']:.0f} ms, p90 {api['p90']:.0f} ms (p50 /run {api['run']:.0f} ms, "
+        f"queued->taken {api['queued']:.0f} ms, taken->done {api['done']:.0f} ms); "
+        f"bare SKIP LOCKED loop {bare['rate']:.0f} jobs/s, p50 {bare['p50']:.1f} ms, "
+        f"p90 {bare['p90']:.1f} ms; the API moves {api['rate'] / bare['rate']:.3f}x the bare "
+        f"loop's jobs/s\n{count} serial jobs, p50 of each phase: /run {one['run']:.1f} ms, "
+        f"queued->taken {one['queued']:.1f} ms, taken->done {one['done']:.1f} ms, "
+        f"/status {one['status']:.1f} ms"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--serial", type=int, default=30)
     args = parser.parse_args()
-    base, name = setup_django()
-    port = free_port()
-    server = start_server(port)
-    workers: list[subprocess.Popen] = []
-    try:
-        endpoint, secret = make_endpoint()
-        with tempfile.TemporaryDirectory() as scratch:
-            script = Path(scratch) / "handler.py"
-            script.write_text(HANDLER)
-            base_url = f"http://127.0.0.1:{port}"
-            workers = start_workers(endpoint, base_url, args.workers, script)
-            time.sleep(3)  # the workers import runpod and start polling
-            submit_all(base_url, endpoint.public_id, secret, args.jobs)
-            wait_completed(endpoint, args.jobs)
-        api = summary(endpoint)
+    with scratch_database("queue.py", "bench_queue", **SERVER_ENV):
+        with running_server() as base_url:
+            endpoint, secret = make_endpoint()
+            with running_workers(endpoint, base_url, args.workers):
+                api = burst(base_url, endpoint, secret, args.jobs)
+                one = serial(base_url, endpoint, secret, args.serial)
         bare = bare_loop(os.environ["DATABASE_URL"], args.jobs)
-        print(
-            f"{args.jobs} jobs, {args.workers} runpod workers: HTTP API {api[0]:.0f} jobs/s, "
-            f"p50 {api[1]:.0f} ms, p90 {api[2]:.0f} ms; bare SKIP LOCKED loop "
-            f"{bare[0]:.0f} jobs/s, p50 {bare[1]:.1f} ms, p90 {bare[2]:.1f} ms; "
-            f"the API moves {api[0] / bare[0]:.3f}x the bare loop's jobs/s"
-        )
-    finally:
-        for worker in workers:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        drop_database(base, name)
+        print(report(args.jobs, args.workers, api, bare, one, args.serial))
 
 
 if __name__ == "__main__":
