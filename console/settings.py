@@ -263,6 +263,9 @@ CELERY_BEAT_SCHEDULE: dict = {
 # 90 s), and how long /runsync waits for its job when the request names no ?wait=.
 SERVERLESS_JOB_TAKE_HOLD = float(env("SERVERLESS_JOB_TAKE_HOLD", "50"))
 SERVERLESS_RUNSYNC_WAIT = float(env("SERVERLESS_RUNSYNC_WAIT", "90"))
+# Job webhooks (serverless.webhooks) refuse private, loopback and link-local addresses; on for
+# tests and installs whose webhook receivers sit on a private network.
+SERVERLESS_WEBHOOK_ALLOW_PRIVATE = env_bool("SERVERLESS_WEBHOOK_ALLOW_PRIVATE", False)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Count, DateTimeField, ExpressionWrapper, F, Q, Value
 from django.utils import timezone
 
-from serverless import wakeup
+from serverless import wakeup, webhooks
 from serverless.models import Endpoint, Job, JobChunk, Worker, hash_secret
 from teams import audit
 from teams.models import Team, User
@@ -164,6 +164,7 @@ def _finish(job: Job, status: str, now) -> None:
     job.expires_at = now + RETENTION[job.is_sync]
     channel = wakeup.done_channel(job.public_id)
     transaction.on_commit(lambda: wakeup.publish(channel))
+    webhooks.enqueue(job)  # its final status goes to job.webhook, if it names one
 
 
 def _signal_stop(job: Job) -> None:
