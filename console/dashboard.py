@@ -65,7 +65,7 @@ def _progress(team, user) -> dict[str, bool]:
         "paid": LedgerEntry.objects.filter(team=team, kind__in=LedgerEntry.PAID_KINDS),
         "balance": BillingAccount.objects.filter(team=team, balance__gt=0),
         "ssh_key": SshKey.objects.filter(user=OuterRef("pk")),
-        "deploy": Pod.objects.for_team(team),
+        "deploy": Pod.objects.for_team(team).user_pods(),
         "member": Membership.objects.filter(team=team).exclude(user=OuterRef("pk")),
         "invite": pending,
         "api_key": team.api_keys.filter(pod_public_id=""),
@@ -133,6 +133,7 @@ def running_pods(team) -> list[PodRow]:
     """Pods that hold a machine now (and are billed as running), with their price per hour."""
     pods = (
         Pod.objects.for_team(team)
+        .user_pods()
         .holding()
         .select_related("team", "gpu_type", "cpu_instance", "machine")
         .order_by("-created_at")

@@ -250,6 +250,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Serverless: running jobs past their execution timeout become TIMED_OUT (their worker is
     # told to stop them); results past retention are deleted. By hand: `manage.py sweep_jobs`.
     "sweep-serverless-jobs": {"task": "serverless.tasks.sweep_jobs_task", "schedule": 5.0},
+    # Serverless: start workers (min always on, flex for the queue), retire idle flex ones,
+    # replace stale, unhealthy and dead ones (re-queue their jobs once), stop workers still
+    # running a timed-out job. By hand: `manage.py autoscale`.
+    "serverless-autoscale": {"task": "serverless.tasks.autoscale_task", "schedule": 3.0},
     # Hosting: machines whose agent sent no heartbeat for 90 s go offline (metering charges
     # nothing there) with a downtime interval; reliability scores follow the rolling window.
     # By hand: `manage.py check_heartbeats`.
@@ -263,6 +267,13 @@ CELERY_BEAT_SCHEDULE: dict = {
 # 90 s), and how long /runsync waits for its job when the request names no ?wait=.
 SERVERLESS_JOB_TAKE_HOLD = float(env("SERVERLESS_JOB_TAKE_HOLD", "50"))
 SERVERLESS_RUNSYNC_WAIT = float(env("SERVERLESS_RUNSYNC_WAIT", "90"))
+# Serverless autoscaler, in seconds: a ready worker silent (no ping, no job request) this long
+# is unhealthy and replaced (the SDK pings every 10 s); a worker that never comes up this long
+# after placement is replaced (a first start installs its Python packages); a worker still
+# running a job this long after its execution timeout has its pod stopped.
+SERVERLESS_WORKER_UNHEALTHY_AFTER = float(env("SERVERLESS_WORKER_UNHEALTHY_AFTER", "60"))
+SERVERLESS_WORKER_START_TIMEOUT = float(env("SERVERLESS_WORKER_START_TIMEOUT", "900"))
+SERVERLESS_TIMEOUT_GRACE = float(env("SERVERLESS_TIMEOUT_GRACE", "10"))
 # Job webhooks (serverless.webhooks) refuse private, loopback and link-local addresses; on for
 # tests and installs whose webhook receivers sit on a private network.
 SERVERLESS_WEBHOOK_ALLOW_PRIVATE = env_bool("SERVERLESS_WEBHOOK_ALLOW_PRIVATE", False)

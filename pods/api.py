@@ -191,7 +191,8 @@ def form_errors(form) -> dict[str, list[str]]:
 class PodViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TeamScopedViewSet):
     """The team's pods. `?status=running` (comma-separated for several) filters the list."""
 
-    queryset = Pod.objects.select_related(
+    # Serverless workers' pods are the autoscaler's, shown on their endpoint.
+    queryset = Pod.objects.user_pods().select_related(
         "machine", "template", "network_volume", "gpu_type", "cpu_instance"
     )
     serializer_class = PodSerializer

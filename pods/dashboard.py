@@ -10,7 +10,7 @@ from pods.services import team_burn_rate
 def pods_card(request) -> dict | None:
     if not request.membership.can("use"):
         return None
-    pods = Pod.objects.for_team(request.team).live()
+    pods = Pod.objects.for_team(request.team).user_pods().live()
     running = pods.filter(status=Pod.Status.RUNNING).count()
     total = pods.count()
     return {

@@ -278,6 +278,10 @@ class PodQuerySet(models.QuerySet):
     def for_team(self, team: Team) -> PodQuerySet:
         return self.filter(team=team)
 
+    def user_pods(self) -> PodQuerySet:
+        """The pods people deployed: serverless workers' pods are shown on their endpoint."""
+        return self.filter(kind=Pod.Kind.POD)
+
     def live(self) -> PodQuerySet:
         """Every pod that still exists for its owner (terminated ones are history)."""
         return self.exclude(status=Pod.Status.TERMINATED)

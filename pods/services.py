@@ -64,6 +64,8 @@ class DeployRequest:
     ports: list[dict] = field(default_factory=list)
     pricing: str = Pod.Pricing.ON_DEMAND
     bid_per_gpu: Decimal | None = None
+    # A serverless worker's pod (serverless.launch) is placed and run like any other.
+    kind: str = Pod.Kind.POD
 
     def need(self, *, team: Team | None = None) -> Need:
         data_center = self.data_center
@@ -158,6 +160,7 @@ def _new_pod(*, team: Team, actor, request: DeployRequest, machine: Machine) -> 
         ports=request.ports,
         pricing=request.pricing,
         bid_per_gpu=request.bid_per_gpu if request.pricing == Pod.Pricing.SPOT else None,
+        kind=request.kind,
         # A person, or nobody: a pod deploying with its own key is no user (PodPrincipal).
         created_by=actor if isinstance(actor, User) else None,
         metered_until=ceil_minute(timezone.now()),

@@ -66,6 +66,7 @@ def _pod(request, pod_id: str) -> Pod:
 def pod_list(request):
     pods = (
         Pod.objects.for_team(request.team)
+        .user_pods()
         .live()
         .select_related("gpu_type", "cpu_instance", "machine", "template")
         .order_by("-created_at")
@@ -436,6 +437,7 @@ def _storage_page(request, form: NetworkVolumeForm | None):
     ]
     pods = (
         Pod.objects.for_team(request.team)
+        .user_pods()
         .live()
         .filter(volume_gb__gt=0, network_volume=None)
         .select_related("machine", "gpu_type", "cpu_instance")

@@ -6,12 +6,13 @@ completed, streamed) are recorded on the Job row itself, with timings; what peop
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Count, DateTimeField, ExpressionWrapper, F, Q, Value
 from django.utils import timezone
 
+from billing.services import get_account
 from serverless import wakeup, webhooks
 from serverless.models import Endpoint, Job, JobChunk, Worker, hash_secret
 from teams import audit
@@ -283,6 +284,13 @@ def drain_stream(job: Job) -> list:
 # Workers: registration and the protocol --------------------------------------------------
 
 
+def team_can_run(team: Team) -> bool:
+    """May the team's endpoints start workers? Not at or below zero, nor while pods.funds
+    holds it in a low-funds episode (its pods and workers were stopped)."""
+    account = get_account(team)
+    return account.balance > 0 and account.low_funds_since is None
+
+
 @transaction.atomic
 def register_worker(*, actor, endpoint: Endpoint) -> tuple[Worker, str]:
     """A new worker and its secret (shown once: only its hash is kept)."""
@@ -338,7 +346,8 @@ def _seen(worker: Worker, now, **changes) -> None:
         changes.setdefault("state", Worker.State.IDLE)
     if changes.get("state") == Worker.State.IDLE and worker.state != Worker.State.IDLE:
         changes["idle_since"] = now  # the idle timeout counts from here
-    Worker.objects.filter(pk=worker.pk).update(**changes)
+    # Never revives a worker the autoscaler stopped while this request ran.
+    Worker.objects.filter(pk=worker.pk).exclude(state=Worker.State.STOPPED).update(**changes)
     for name, value in changes.items():
         setattr(worker, name, value)
 
@@ -448,10 +457,10 @@ def take_stop_signals(*, worker: Worker) -> list[str]:
 # The periodic sweep ------------------------------------------------------------------------
 
 
-def sweep_jobs() -> dict[str, int]:
+def sweep_jobs(now: datetime | None = None) -> dict[str, int]:
     """Running jobs past their execution timeout become TIMED_OUT (their worker is told to
     stop them); results past their retention are deleted."""
-    now = timezone.now()
+    now = now or timezone.now()
     return {"timed_out": _time_out_jobs(now), "deleted": _delete_expired(now)}
 
 

@@ -87,7 +87,7 @@ def _id(value) -> str:
 
 def _pod(team, pod_id) -> Pod:
     """The team's pod, or the same 'not found' whether it is another team's or none at all."""
-    pods = Pod.objects.for_team(team).select_related("machine", "gpu_type", "team")
+    pods = Pod.objects.for_team(team).user_pods().select_related("machine", "gpu_type", "team")
     found = pods.filter(public_id=_id(pod_id)).first()
     if found is None:
         raise NotFound(f"Pod {str(pod_id)[:40]!r} not found.")
@@ -168,6 +168,7 @@ def resolve_pods(obj, info) -> list[dict]:
     team = _access(info, "use").team
     pods = (
         Pod.objects.for_team(team)
+        .user_pods()
         .live()
         .select_related("machine", "gpu_type", "cpu_instance", "network_volume")
         .order_by("created_at", "pk")

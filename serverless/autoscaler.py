@@ -1,0 +1,246 @@
+"""The autoscaler: one pass over the endpoints that have, or may need, workers.
+
+Per endpoint, in one transaction with its row locked (SKIP LOCKED, so two passes never work on
+one endpoint at once and never double-start), in this order:
+
+1. stop workers that cannot serve: their pod died or exited (its running jobs are re-queued
+   once), they reported unhealthy, missed heartbeats (`SERVERLESS_WORKER_UNHEALTHY_AFTER`),
+   never came up (`SERVERLESS_WORKER_START_TIMEOUT`), or still hold a job past its execution
+   timeout after `SERVERLESS_TIMEOUT_GRACE` (billed only up to the timeout);
+2. replace stale workers (started at an older endpoint version) one at a time, once idle;
+3. retire flex workers idle for the endpoint's idle timeout (active ones never retire);
+4. place THROTTLED workers again, then start active workers up to `workers_min` and flex
+   workers up to `workers_max` as the scaler asks (queue delay or request count).
+
+Time is a parameter (`now`), so tests drive it without sleeping."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Exists, Min, OuterRef, Q
+from django.utils import timezone
+
+from pods.models import Pod
+from serverless import launch, services
+from serverless.models import Endpoint, Job, ScalerType, Worker
+
+log = logging.getLogger(__name__)
+
+DEAD_POD = (Pod.Status.EXITED, Pod.Status.FAILED, Pod.Status.PREEMPTED, Pod.Status.TERMINATED)
+# Workers that will take jobs soon without a new start: they count against the queue.
+COMING = (Worker.State.IDLE, Worker.State.INITIALIZING, Worker.State.THROTTLED)
+
+
+def autoscale(now: datetime | None = None) -> Counter:
+    """One pass; the counts say what it did (started, stopped, requeued, ...)."""
+    now = now or timezone.now()
+    counts = Counter(_requeue_orphans(now))
+    for endpoint_id in _endpoints_to_scale():
+        counts.update(scale_endpoint(endpoint_id, now))
+    return counts
+
+
+def _endpoints_to_scale() -> list[int]:
+    live = Worker.objects.filter(endpoint=OuterRef("pk")).exclude(state=Worker.State.STOPPED)
+    queued = Job.objects.queued().filter(endpoint=OuterRef("pk"))
+    return list(
+        Endpoint.objects.filter(Q(workers_min__gt=0) | Exists(live) | Exists(queued))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def _requeue_orphans(now: datetime) -> Counter:
+    """Running jobs whose worker is already stopped (it claimed them as it was being
+    stopped): back to the queue once, like any dead worker's."""
+    counts = Counter()
+    orphaned = Worker.objects.filter(
+        state=Worker.State.STOPPED, jobs__status=Job.Status.IN_PROGRESS
+    )
+    for worker in orphaned.distinct()[:100]:
+        with transaction.atomic():
+            counts.update(launch.requeue_jobs(worker, now))
+    return counts
+
+
+def scale_endpoint(endpoint_id: int, now: datetime) -> Counter:
+    counts = Counter()
+    with transaction.atomic():
+        endpoint = (
+            Endpoint.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("team", "template", "cpu_instance", "network_volume")
+            .filter(pk=endpoint_id)
+            .first()
+        )
+        if endpoint is None:
+            return counts  # another pass is scaling it right now
+        counts.update(_stop_broken(endpoint, now))
+        counts.update(_replace_stale(endpoint, now))
+        counts.update(_retire_idle(endpoint, now))
+        counts.update(_grow(endpoint, now))
+    return counts
+
+
+def _live(endpoint: Endpoint) -> list[Worker]:
+    workers = endpoint.workers.exclude(state=Worker.State.STOPPED).select_related("pod")
+    return list(workers.order_by("created_at", "pk"))
+
+
+def _stop(worker: Worker, reason: str, now: datetime, *, kind: str, **options) -> Counter:
+    jobs = launch.stop_worker(worker, reason, now=now, **options)
+    return Counter({"stopped": 1, f"stopped_{kind}": 1, **jobs})
+
+
+# 1. Workers that cannot serve --------------------------------------------------------------
+
+
+def broken_reason(worker: Worker, now: datetime) -> str:
+    """Why the worker must be stopped and replaced, or "" when it is fine."""
+    pod = worker.pod
+    if pod is not None and pod.status in DEAD_POD:
+        return f"Its pod {pod.public_id} is {pod.get_status_display().lower()}."
+    if worker.state == Worker.State.UNHEALTHY:
+        return f"It reported itself unhealthy: {worker.unhealthy_reason}"[:300]
+    if worker.last_seen_at is not None:
+        silent = (now - worker.last_seen_at).total_seconds()
+        if silent > settings.SERVERLESS_WORKER_UNHEALTHY_AFTER:
+            return f"No heartbeat or job request for {int(silent)} s."
+    elif worker.state == Worker.State.INITIALIZING:
+        waited = (now - worker.created_at).total_seconds()
+        if waited > (timeout := settings.SERVERLESS_WORKER_START_TIMEOUT):
+            return f"It did not come up within {timeout:g} s."
+    return ""
+
+
+def _overrun(worker: Worker, now: datetime) -> Job | None:
+    """A job of this worker that timed out more than the grace ago and that a heartbeat since
+    the timeout still lists: the worker ignored the stop signal."""
+    if not worker.in_flight or worker.last_seen_at is None:
+        return None
+    grace = timedelta(seconds=settings.SERVERLESS_TIMEOUT_GRACE)
+    return (
+        Job.objects.filter(
+            worker=worker,
+            status=Job.Status.TIMED_OUT,
+            public_id__in=worker.in_flight,
+            completed_at__lte=now - grace,
+            completed_at__lt=worker.last_seen_at,
+        )
+        .order_by("started_at")
+        .first()
+    )
+
+
+def _stop_broken(endpoint: Endpoint, now: datetime) -> Counter:
+    counts = Counter()
+    for worker in _live(endpoint):
+        if worker.state == Worker.State.THROTTLED:
+            continue  # no pod yet: _grow places it again
+        if reason := broken_reason(worker, now):
+            counts.update(_stop(worker, reason, now, kind="broken"))
+        elif job := _overrun(worker, now):
+            deadline = job.started_at + timedelta(seconds=job.execution_timeout)
+            reason = f"It kept running job {job.public_id} past its execution timeout."
+            counts.update(_stop(worker, reason, now, kind="overrun", billed_until=deadline))
+    return counts
+
+
+# 2. and 3. Stale and idle workers ----------------------------------------------------------
+
+
+def _replace_stale(endpoint: Endpoint, now: datetime) -> Counter:
+    """Stale workers without a pod go at once; one idle stale worker is stopped per pass,
+    and only while no current worker is still coming up: a rolling replacement (_grow
+    starts its successor at the new version)."""
+    counts = Counter()
+    stale = [w for w in _live(endpoint) if w.version < endpoint.version]
+    for worker in [w for w in stale if w.state == Worker.State.THROTTLED]:
+        counts.update(_stop(worker, "Replaced: the endpoint changed.", now, kind="stale"))
+    starting = endpoint.workers.filter(
+        version=endpoint.version,
+        state__in=(Worker.State.INITIALIZING, Worker.State.THROTTLED),
+    )
+    idle = [w for w in stale if w.state in (Worker.State.IDLE, Worker.State.INITIALIZING)]
+    if idle and not starting.exists():
+        reason = f"Replaced: the endpoint changed (version {endpoint.version})."
+        counts.update(_stop(idle[0], reason, now, kind="stale"))
+    return counts
+
+
+def _retire_idle(endpoint: Endpoint, now: datetime) -> Counter:
+    """Flex workers idle for the idle timeout stop while nothing waits in the queue; active
+    workers beyond a lowered `workers_min` become flex and retire the same way."""
+    counts = Counter()
+    live = [w for w in _live(endpoint) if w.version == endpoint.version]
+    active = [w for w in live if not w.is_flex]
+    for worker in active[endpoint.workers_min :]:
+        Worker.objects.filter(pk=worker.pk).update(is_flex=True)
+        worker.is_flex = True
+    if Job.objects.queued().filter(endpoint=endpoint).exists():
+        return counts
+    cutoff = now - timedelta(seconds=endpoint.idle_timeout)
+    for worker in live:
+        idle_since = worker.idle_since or worker.ready_at
+        if worker.is_flex and worker.state == Worker.State.IDLE and idle_since <= cutoff:
+            reason = f"Idle for {endpoint.idle_timeout} s."
+            counts.update(_stop(worker, reason, now, kind="idle"))
+    return counts
+
+
+# 4. Growing --------------------------------------------------------------------------------
+
+
+def flex_wanted(endpoint: Endpoint, live: list[Worker], now: datetime) -> int:
+    """How many flex workers to add for the queue (before the workers_max cap)."""
+    jobs = Job.objects.filter(endpoint=endpoint)
+    queue = jobs.queued().aggregate(n=Count("pk"), oldest=Min("created_at"))
+    queued = queue["n"]
+    if queued == 0:
+        return 0
+    if endpoint.scaler_type == ScalerType.REQUEST_COUNT:
+        running = jobs.filter(status=Job.Status.IN_PROGRESS).count()
+        return math.ceil((queued + running) / max(1, endpoint.scaler_value)) - len(live)
+    spare = sum(1 for w in live if w.state in COMING)
+    waited = (now - queue["oldest"]).total_seconds()
+    # With no worker at all nothing can take the job, so there is nothing to wait for.
+    if live and waited <= endpoint.scaler_value:
+        return 0
+    return queued - spare
+
+
+def _start(endpoint: Endpoint, count: int, *, flex: bool) -> Counter:
+    counts = Counter()
+    for _ in range(max(0, count)):
+        try:
+            worker = launch.start_worker(endpoint, flex=flex)
+        except launch.LaunchError as error:
+            log.info("endpoint %s starts no worker: %s", endpoint.public_id, error)
+            return counts + Counter(refused=1)
+        counts["throttled" if worker.state == Worker.State.THROTTLED else "started"] += 1
+    return counts
+
+
+def _grow(endpoint: Endpoint, now: datetime) -> Counter:
+    if not services.team_can_run(endpoint.team):
+        return Counter()
+    counts = Counter()
+    for worker in _live(endpoint):
+        if worker.state == Worker.State.THROTTLED:
+            try:
+                placed = launch.place_worker(worker)
+            except launch.LaunchError:
+                return counts + Counter(refused=1)
+            counts["placed" if placed.state != Worker.State.THROTTLED else "still_throttled"] += 1
+    live = _live(endpoint)
+    active = sum(1 for w in live if not w.is_flex)
+    counts.update(_start(endpoint, endpoint.workers_min - active, flex=False))
+    live = _live(endpoint)
+    room = endpoint.workers_max - len(live)
+    counts.update(_start(endpoint, min(room, flex_wanted(endpoint, live, now)), flex=True))
+    return counts
