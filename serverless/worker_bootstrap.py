@@ -55,7 +55,7 @@ async def main():
 asyncio.run(main())
 """
 
-BOOTSTRAP = r"""set -e
+FORWARD = r"""set -e
 case "${RUNPOD_WEBHOOK_PING:-}" in
   "http://127.0.0.1:__PORT__/"*)
     python3 -I -S -c __FORWARDER__ __SOCKET__ __PORT__ /tmp/.gateway-ready &
@@ -69,8 +69,9 @@ case "${RUNPOD_WEBHOOK_PING:-}" in
       exit 1
     fi
     ;;
-esac
-requirements="${WORKER_REQUIREMENTS:-requirements.txt}"
+esac"""
+
+DEPENDENCIES = r"""requirements="${WORKER_REQUIREMENTS:-requirements.txt}"
 if [ -n "${WORKER_REQUIREMENTS:-}" ] && [ ! -f "$requirements" ]; then
   echo "[worker] WORKER_REQUIREMENTS names $requirements, which does not exist" >&2; exit 1
 fi
@@ -103,7 +104,7 @@ if [ "$requirements" != /dev/null ] || ! python3 -c 'import runpod' 2>/dev/null;
 fi"""
 
 
-def bootstrap_script(*, gateway_port: int) -> str:
+def _fill(script: str, gateway_port: int) -> str:
     values = {
         "__FORWARDER__": shlex.quote(FORWARDER),
         "__SOCKET__": shlex.quote(f"{WORKER_GATEWAY_TARGET}/{WORKER_GATEWAY_SOCKET}"),
@@ -112,7 +113,17 @@ def bootstrap_script(*, gateway_port: int) -> str:
         "__CACHED__": CACHED_MARKER,
         "__INSTALLED__": INSTALLED_MARKER,
     }
-    script = BOOTSTRAP
     for name, value in values.items():
         script = script.replace(name, value)
     return script
+
+
+def forwarder_script(*, gateway_port: int) -> str:
+    """Step 1 alone: the gateway forwarder, started in the background when the worker's URLs
+    point at it."""
+    return _fill(FORWARD, gateway_port)
+
+
+def bootstrap_script(*, gateway_port: int) -> str:
+    """Steps 1 and 2; the caller appends the exec of the start command."""
+    return _fill(FORWARD + "\n" + DEPENDENCIES, gateway_port)

@@ -18,6 +18,7 @@ from serverless.gateway import GATEWAY_PORT, worker_api_base
 from serverless.models import Job
 from serverless.worker_bootstrap import CACHED_MARKER, INSTALLED_MARKER
 from tests.api.test_api_keys import make_key
+from tests.pods.factories import fund
 from tests.sdk_driver import Sdk, sdk_process
 from tests.security.conftest import needs_root
 from tests.serverless.factories import an_endpoint
@@ -61,6 +62,7 @@ def pods() -> Iterator[list[WorkerPod]]:
 
 
 def endpoint_with_handler(team):
+    fund(team)
     data_center = DataCenter.objects.create(id="EU-RO-1", name="Bucharest", country="RO")
     volume = NetworkVolume.objects.create(
         team=team, name="code", size_gb=10, data_center=data_center
