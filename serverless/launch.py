@@ -11,7 +11,6 @@ from datetime import datetime
 from decimal import Decimal
 from urllib.parse import quote
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,10 +18,12 @@ from pods import services as pod_services
 from pods.models import CloudType, GpuType, Pod
 from pods.services import DeployRequest, PodError
 from serverless import wakeup
+from serverless.gateway import worker_api_base, worker_command
 from serverless.models import Endpoint, Job, Worker, hash_secret
 from serverless.services import RETENTION, worker_env
 from teams import audit
 
+VOLUME_PATH = "/runpod-volume"
 # Secure Cloud first: a worker is an on-demand pod, and tier-3/4 machines are the default.
 CLOUD_ORDER = (CloudType.SECURE, CloudType.COMMUNITY)
 DEATH_ERROR = (
@@ -49,30 +50,25 @@ def _env_list(values: dict[str, str]) -> list[dict]:
     return [{"key": key, "value": value} for key, value in values.items()]
 
 
-def _request(worker: Worker, secret: str, gpu: GpuType | None, cloud: str) -> DeployRequest:
+def _request(worker: Worker, gpu: GpuType | None, cloud: str) -> DeployRequest:
     """The pod a worker runs in: the template's image, command and disks, the endpoint's
-    network volume, env = template env + endpoint env + the worker protocol's variables."""
+    network volume (at /runpod-volume, where RunPod mounts it in workers), env = template env
+    + endpoint env (the worker protocol's variables follow once the pod is placed)."""
     endpoint, template = worker.endpoint, worker.endpoint.template
-    protocol = worker_env(
-        worker=worker,
-        secret=secret,
-        base_url=settings.SITE_URL,
-        gpu=quote(gpu.id, safe="") if gpu else "",
-    )
     return DeployRequest(
         name=f"{endpoint.name} worker {worker.public_id}"[:100],
         cloud_type=cloud,
         image=template.image,
         container_disk_gb=template.container_disk_gb,
         volume_gb=template.volume_gb,
-        volume_mount_path=template.volume_mount_path,
+        volume_mount_path=VOLUME_PATH if endpoint.network_volume_id else template.volume_mount_path,
         gpu_type=gpu,
         gpu_count=endpoint.gpu_count if gpu else 0,
         cpu_instance=None if gpu else endpoint.cpu_instance,
         template=template,
         network_volume=endpoint.network_volume,
         start_command=template.start_command,
-        env=[*template.env, *endpoint.env, *_env_list(protocol)],
+        env=[*template.env, *endpoint.env],
         kind=Pod.Kind.WORKER,
     )
 
@@ -95,13 +91,13 @@ def _price(endpoint: Endpoint, gpu: GpuType | None) -> Decimal:
     return gpu.serverless_price * endpoint.gpu_count
 
 
-def _deploy(worker: Worker, secret: str) -> tuple[Pod, GpuType | None] | None:
+def _deploy(worker: Worker) -> tuple[Pod, GpuType | None] | None:
     """The first GPU type (then cloud) that places, or None when none does. A refusal for
     funds is no shortage of machines: it is raised."""
     endpoint = worker.endpoint
     for gpu in _choices(endpoint):
         for cloud in CLOUD_ORDER:
-            request = _request(worker, secret, gpu, cloud)
+            request = _request(worker, gpu, cloud)
             try:
                 return pod_services.deploy_pod(actor=None, team=endpoint.team, request=request), gpu
             except PodError as error:
@@ -110,25 +106,39 @@ def _deploy(worker: Worker, secret: str) -> tuple[Pod, GpuType | None] | None:
     return None
 
 
+def _arm(worker: Worker, pod: Pod) -> None:
+    """Make the placed pod a worker before it boots (on commit): the worker takes the pod's
+    id (RunPod's worker id is its pod's, and the pod runtime sets RUNPOD_POD_ID to it), gets a
+    new secret (only its hash is kept; the pod's env is where it goes) and the protocol's
+    variables, pointed at the gateway, whose forwarder the start command runs first."""
+    secret = Worker.generate_secret()
+    worker.public_id, worker.secret_hash = pod.public_id, hash_secret(secret)
+    gpu = quote(worker.gpu_type_id, safe="") if worker.gpu_type_id else ""
+    base_url = worker_api_base(pod)
+    protocol = worker_env(worker=worker, secret=secret, base_url=base_url, gpu=gpu)
+    pod.env = [*pod.env, *_env_list(protocol)]
+    pod.start_command = worker_command(worker.endpoint.template.start_command)
+    pod.save(update_fields=["env", "start_command"])
+
+
 @transaction.atomic
 def place_worker(worker: Worker) -> Worker:
-    """Deploy the worker's pod, or leave it THROTTLED when no machine has its GPUs free. A new
-    secret each attempt: only its hash is kept, and the pod's env is where it goes."""
-    secret = Worker.generate_secret()
-    worker.secret_hash = hash_secret(secret)
-    placed = _deploy(worker, secret)
+    """Deploy the worker's pod, or leave it THROTTLED when no machine has its GPUs free."""
+    placed = _deploy(worker)
     if placed is None:
         was = worker.state
         worker.state = Worker.State.THROTTLED
-        worker.save(update_fields=["secret_hash", "state"])
+        worker.save(update_fields=["state"])
         if was != Worker.State.THROTTLED:
             _audit(worker, "throttled", gpu_types=worker.endpoint.gpu_type_ids)
         return worker
     worker.pod, worker.gpu_type = placed
+    _arm(worker, worker.pod)
     worker.price = _price(worker.endpoint, worker.gpu_type)
     worker.state = Worker.State.INITIALIZING
     worker.created_at = timezone.now()  # the start-up timeout counts from the placement
-    worker.save(update_fields=["secret_hash", "pod", "gpu_type", "price", "state", "created_at"])
+    fields = ["public_id", "secret_hash", "pod", "gpu_type", "price", "state", "created_at"]
+    worker.save(update_fields=fields)
     _audit(worker, "started", pod=worker.pod.public_id, gpu=worker.gpu_type_id or "cpu")
     return worker
 
@@ -138,7 +148,7 @@ def start_worker(endpoint: Endpoint, *, flex: bool) -> Worker:
     """A new worker of the endpoint at its current version, its pod deployed (or THROTTLED)."""
     worker = Worker.objects.create(
         endpoint=endpoint,
-        secret_hash=hash_secret(Worker.generate_secret()),  # replaced by place_worker
+        secret_hash=hash_secret(Worker.generate_secret()),  # replaced once placed (_arm)
         version=endpoint.version,
         is_flex=flex,
     )
