@@ -8,29 +8,38 @@ there (README, "Serverless workers"); the template's start command runs the hand
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from pods.models import DataCenter, Machine, NetworkVolume, Pod
+from pods.models import Machine, NetworkVolume, Pod, PodTemplate
+from pods.runtime import get_backend
 from pods.runtime.base import network_volume_dir
 from serverless.gateway import GATEWAY_PORT, worker_api_base
-from serverless.models import Job
+from serverless.launch import start_worker, stop_worker
+from serverless.models import Job, Worker
 from serverless.worker_bootstrap import CACHED_MARKER, INSTALLED_MARKER
 from tests.api.test_api_keys import make_key
+from tests.pods.conftest import parts, pods_settings, reap  # noqa: F401 (fixtures)
 from tests.pods.factories import fund
 from tests.sdk_driver import Sdk, sdk_process
 from tests.security.conftest import needs_root
 from tests.serverless.factories import an_endpoint
 from tests.serverless.gateway_live import (  # noqa: F401 (fixtures)
-    WorkerPod,
     gateway,
     gateway_data_dir,
     worker_settings,
 )
 from tests.serverless.live import asgi_server, child_env  # noqa: F401 (a fixture)
+from tests.waiting import wait_for
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker_settings")]
+# pods_settings (eager Celery: a deployed pod boots on commit) before worker_settings, whose
+# DATA_DIR, shared with the gateway, wins.
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("pods_settings", "worker_settings", "reap"),
+]
 
 HANDLER = """import os
 
@@ -53,17 +62,10 @@ def sdk(asgi_server, team, alice, tmp_path) -> Iterator[Sdk]:  # noqa: F811
         yield sdk
 
 
-@pytest.fixture
-def pods() -> Iterator[list[WorkerPod]]:
-    started: list[WorkerPod] = []
-    yield started
-    for pod in started:
-        pod.close()
-
-
-def endpoint_with_handler(team):
+def endpoint_with_handler(team, data_center):
+    """An endpoint whose template runs handler.py from its network volume, with the handler's
+    requirements.txt next to it: the files a user uploads to the volume."""
     fund(team)
-    data_center = DataCenter.objects.create(id="EU-RO-1", name="Bucharest", country="RO")
     volume = NetworkVolume.objects.create(
         team=team, name="code", size_gb=10, data_center=data_center
     )
@@ -71,29 +73,54 @@ def endpoint_with_handler(team):
     files.mkdir(parents=True)
     (files / "handler.py").write_text(HANDLER)
     (files / "requirements.txt").write_text("humanize==4.9.0\n")
-    return an_endpoint(team, network_volume=volume)
+    endpoint = an_endpoint(team, network_volume=volume)
+    PodTemplate.objects.filter(pk=endpoint.template_id).update(start_command="python3 handler.py")
+    endpoint.refresh_from_db()
+    return endpoint
+
+
+def start(endpoint) -> tuple[Worker, float]:
+    """A worker started as the autoscaler starts one, and the seconds until it reached the
+    console (its first ping or job-take through the gateway)."""
+    started = time.monotonic()
+    worker = start_worker(endpoint, flex=True)
+    assert worker.pod.kind == Pod.Kind.WORKER
+    backend = get_backend("process")
+
+    def ready():
+        worker.refresh_from_db()
+        pod = Pod.objects.get(pk=worker.pod_id)
+        if pod.runtime_handle:
+            assert backend.poll(pod.runtime_handle).state == "running", log_of(worker)[-3000:]
+        return worker.ready_at is not None
+
+    wait_for(ready, timeout=300)
+    return worker, time.monotonic() - started
+
+
+def log_of(worker: Worker) -> str:
+    handle = Pod.objects.get(pk=worker.pod_id).runtime_handle
+    return get_backend("process").read_logs(handle, limit=1_000_000).text if handle else ""
 
 
 def test_a_worker_pod_runs_a_job_and_the_next_worker_starts_from_the_cache(
     gateway,  # noqa: F811
     sdk,
     team,
-    pods,
+    parts,  # noqa: F811
 ):
     needs_root()
-    endpoint = endpoint_with_handler(team)
+    endpoint = endpoint_with_handler(team, parts["dc"])
     run_sync = f'runpod.Endpoint("{endpoint.public_id}").run_sync({{"n": 3000000}}, timeout=60)'
 
-    pods.append(WorkerPod(endpoint, "python3 handler.py"))
-    first_ready = pods[0].ready_after(timeout=300)
-    assert sdk.call(run_sync) == {"words": "3.0 million", "worker": pods[0].worker.public_id}
-    assert INSTALLED_MARKER in pods[0].log()
-    pods.pop().close()  # the next job can only go to the next worker
+    first, first_ready = start(endpoint)
+    assert sdk.call(run_sync) == {"words": "3.0 million", "worker": first.public_id}
+    assert INSTALLED_MARKER in log_of(first)
+    stop_worker(first, "the next job goes to the next worker")
 
-    pods.append(WorkerPod(endpoint, "python3 handler.py"))
-    second_ready = pods[0].ready_after(timeout=60)
-    assert sdk.call(run_sync) == {"words": "3.0 million", "worker": pods[0].worker.public_id}
-    log = pods[0].log()
+    second, second_ready = start(endpoint)
+    assert sdk.call(run_sync) == {"words": "3.0 million", "worker": second.public_id}
+    log = log_of(second)
     print(f"worker ready after {first_ready:.1f} s (installing), {second_ready:.1f} s (cached)")
     assert CACHED_MARKER in log and INSTALLED_MARKER not in log, log[-2000:]
     assert second_ready < first_ready
