@@ -12,4 +12,9 @@ urlpatterns = [
     path("<slug:endpoint_id>/delete/", views.endpoint_delete, name="endpoint_delete"),
     path("<slug:endpoint_id>/test/", views.endpoint_test_job, name="endpoint_test_job"),
     path("<slug:endpoint_id>/jobs/<str:job_id>/", views.endpoint_job, name="endpoint_job"),
+    path(
+        "<slug:endpoint_id>/workers/<slug:worker_id>/logs/",
+        views.endpoint_worker_logs,
+        name="endpoint_worker_logs",
+    ),
 ]

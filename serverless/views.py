@@ -1,23 +1,42 @@
-"""Serverless pages: endpoints (list, create, edit, delete), an endpoint's health, workers
-and recent jobs, the request tester, and one job's status and output."""
+"""Serverless pages: endpoints (list, create, edit, delete); an endpoint's live health, workers,
+percentiles, requests per minute and recent jobs; the request tester; one job's status and
+output; a worker's log. Live parts are partials (`?partial=...`) that htmx polls."""
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from django.contrib import messages
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from serverless import services
+from pods.lifecycle import backend_for
+from pods.models import GpuType
+from pods.runtime import RuntimeFailure
+from serverless import services, stats
 from serverless.forms import EndpointForm, TestJobForm
-from serverless.models import Endpoint, Job
+from serverless.models import Endpoint, Job, Worker
 from teams.access import team_view
 
 RECENT_JOBS = 20
 PREVIEW_CHARS = 200
+STOPPED_SHOWN = timedelta(minutes=10)  # stopped workers stay listed this long (their logs)
+LOG_TAIL_BYTES = 16384
+# The job API routes shown on the endpoint page: (label, URL name, takes a job id).
+API_ROUTES = [
+    ("Run (async)", "v2-run", False),
+    ("Run (sync)", "v2-runsync", False),
+    ("Status", "v2-status", True),
+    ("Stream", "v2-stream", True),
+    ("Cancel", "v2-cancel", True),
+    ("Health", "v2-health", False),
+    ("Purge queue", "v2-purge-queue", False),
+]
 
 
 def _render(request, template: str, context: dict, status: int = 200) -> HttpResponse:
@@ -42,18 +61,29 @@ def preview(value) -> str:
     return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "…"
 
 
+def _gpu_names(endpoints: list[Endpoint]) -> None:
+    """endpoint.gpu_names: display names in priority order (one query for all endpoints)."""
+    ids = {gpu_id for endpoint in endpoints for gpu_id in endpoint.gpu_type_ids}
+    names = {gpu.pk: gpu.display_name for gpu in GpuType.objects.filter(pk__in=ids)}
+    for endpoint in endpoints:
+        endpoint.gpu_names = [names.get(gpu_id, gpu_id) for gpu_id in endpoint.gpu_type_ids]
+
+
 @team_view("use")
 def endpoint_list(request):
-    S = Job.Status
-    endpoints = (
-        Endpoint.objects.for_team(request.team)
-        .select_related("template")
-        .annotate(
-            in_queue=Count("jobs", filter=Q(jobs__status=S.IN_QUEUE)),
-            in_progress=Count("jobs", filter=Q(jobs__status=S.IN_PROGRESS)),
-        )
+    endpoints = list(
+        stats.with_counts(Endpoint.objects.for_team(request.team).select_related("template"))
     )
-    return _render(request, "serverless/endpoint_list.html", {"endpoints": endpoints})
+    _gpu_names(endpoints)
+    for endpoint in endpoints:
+        endpoint.worker_counts = [
+            (state, getattr(endpoint, f"workers_{state}")) for state in stats.LIVE_WORKER_STATES
+        ]
+        endpoint.worker_total = sum(count for _, count in endpoint.worker_counts)
+    context = {"endpoints": endpoints}
+    if request.GET.get("partial") == "table":
+        return _render(request, "serverless/partials/endpoint_table.html", context)
+    return _render(request, "serverless/endpoint_list.html", context)
 
 
 @team_view("deploy")
@@ -87,41 +117,100 @@ def endpoint_delete(request, endpoint_id: str):
     return redirect("endpoint_list", request.team.slug)
 
 
-def _detail_context(request, endpoint: Endpoint, form: TestJobForm) -> dict:
+def _recent_jobs(endpoint: Endpoint) -> list[Job]:
     jobs = list(endpoint.jobs.select_related("worker").order_by("-created_at", "-id")[:RECENT_JOBS])
     for job in jobs:
         job.input_preview = preview(job.input)
         job.output_preview = "" if job.output is None else preview(job.output)
+    return jobs
+
+
+def _workers(endpoint: Endpoint, now) -> list[Worker]:
+    """Live workers, then the ones stopped in the last minutes (why, and their logs)."""
+    recent = Q(stopped_at__gte=now - STOPPED_SHOWN)
+    return list(
+        endpoint.workers.filter(~Q(state=Worker.State.STOPPED) | recent)
+        .select_related("gpu_type", "pod")
+        .order_by("stopped_at", "created_at", "id")
+    )
+
+
+def _live_context(endpoint: Endpoint) -> dict:
+    now = timezone.now()
     return {
         "endpoint": endpoint,
         "health": services.endpoint_health(endpoint),
-        "workers": endpoint.workers.exclude(state="stopped"),
-        "jobs": jobs,
+        "workers": _workers(endpoint, now),
+        "jobs": _recent_jobs(endpoint),
+        "percentiles": stats.percentiles(endpoint),
+        "rpm": stats.requests_per_minute(endpoint, now),
+    }
+
+
+def _api_urls(request, endpoint: Endpoint) -> list[tuple[str, str]]:
+    urls = []
+    for label, name, takes_job in API_ROUTES:
+        args = [endpoint.public_id, "JOB_ID"] if takes_job else [endpoint.public_id]
+        urls.append((label, request.build_absolute_uri(reverse(name, args=args))))
+    return urls
+
+
+def _detail_context(request, endpoint: Endpoint, form: TestJobForm) -> dict:
+    _gpu_names([endpoint])
+    return {
+        **_live_context(endpoint),
         "form": form,
-        "gpu_names": endpoint.gpu_type_ids,
+        "api_urls": _api_urls(request, endpoint),
+        "runsync_url": request.build_absolute_uri(reverse("v2-runsync", args=[endpoint.public_id])),
     }
 
 
 @team_view("use")
 def endpoint_detail(request, endpoint_id: str):
     endpoint = _endpoint(request, endpoint_id)
+    if request.GET.get("partial") == "live":
+        return _render(request, "serverless/partials/endpoint_live.html", _live_context(endpoint))
     context = _detail_context(request, endpoint, TestJobForm())
     return _render(request, "serverless/endpoint_detail.html", context)
+
+
+def _tester_refused(request, endpoint: Endpoint, form: TestJobForm, status: int) -> HttpResponse:
+    if request.headers.get("HX-Request") == "true":
+        return _render(request, "serverless/partials/tester_errors.html", {"form": form}, status)
+    context = _detail_context(request, endpoint, form)
+    return _render(request, "serverless/endpoint_detail.html", context, status=status)
 
 
 @require_POST
 @team_view("deploy")
 def endpoint_test_job(request, endpoint_id: str):
-    """The request tester: send a job with this input, then watch it on the job's page."""
+    """The request tester: send a job with this input. From the page's script (htmx) the answer
+    is the job's live status; without it, a redirect to the job's page."""
     endpoint = _endpoint(request, endpoint_id)
     form = TestJobForm(request.POST)
     if not form.is_valid():
-        context = _detail_context(request, endpoint, form)
-        return _render(request, "serverless/endpoint_detail.html", context, status=400)
-    payload = {"input": form.cleaned_data["input"]}
-    job = services.submit_job(actor=request.user, endpoint=endpoint, payload=payload)
+        return _tester_refused(request, endpoint, form, 400)
+    try:
+        payload = {"input": form.cleaned_data["input"]}
+        job = services.submit_job(actor=request.user, endpoint=endpoint, payload=payload)
+    except services.JobError as error:  # e.g. low funds (402), as the job API answers
+        form.add_error("input", str(error))
+        return _tester_refused(request, endpoint, form, error.status)
+    if request.headers.get("HX-Request") == "true":
+        return _render(request, "serverless/partials/job_status.html", _job_context(endpoint, job))
     messages.success(request, f"Job {job.public_id} queued.")
     return redirect("endpoint_job", request.team.slug, endpoint.public_id, job.public_id)
+
+
+def _job_context(endpoint: Endpoint, job: Job) -> dict:
+    return {
+        "endpoint": endpoint,
+        "job": job,
+        "input_text": json.dumps(job.input, indent=2, ensure_ascii=False),
+        "output_text": (
+            "" if job.output is None else json.dumps(job.output, indent=2, ensure_ascii=False)
+        ),
+    }
 
 
 @team_view("use")
@@ -130,10 +219,29 @@ def endpoint_job(request, endpoint_id: str, job_id: str):
     job = endpoint.jobs.select_related("worker").filter(public_id=job_id).first()
     if job is None:
         raise Http404("No such job (results are kept 30 minutes after the job ends).")
-    context = {
-        "endpoint": endpoint,
-        "job": job,
-        "input_text": json.dumps(job.input, indent=2, ensure_ascii=False),
-        "output_text": "" if job.output is None else json.dumps(job.output, indent=2),
-    }
+    context = _job_context(endpoint, job)
+    if request.GET.get("partial") == "status":
+        return _render(request, "serverless/partials/job_status.html", context)
     return _render(request, "serverless/job_detail.html", context)
+
+
+def _log_tail(worker: Worker) -> str | None:
+    """The end of the worker's pod log; None when it has no pod or the log cannot be read."""
+    if worker.pod is None:
+        return None
+    try:
+        backend = backend_for(worker.pod)
+        return backend.read_logs({"pod_id": worker.pod.public_id}, limit=LOG_TAIL_BYTES).text
+    except (RuntimeFailure, OSError):
+        return None
+
+
+@team_view("use")
+def endpoint_worker_logs(request, endpoint_id: str, worker_id: str):
+    """The worker's pod log tail (what its handler printed), escaped by the template."""
+    endpoint = _endpoint(request, endpoint_id)
+    worker = endpoint.workers.select_related("pod__machine").filter(public_id=worker_id).first()
+    if worker is None:
+        raise Http404("No such worker.")
+    context = {"endpoint": endpoint, "worker": worker, "log_text": _log_tail(worker)}
+    return _render(request, "serverless/partials/worker_log.html", context)

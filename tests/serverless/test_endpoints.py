@@ -9,7 +9,7 @@ from django.urls import reverse
 from serverless.models import Endpoint, Job, Worker
 from teams.models import AuditEvent
 from tests.conftest import login
-from tests.pods.factories import catalogue
+from tests.pods.factories import catalogue, fund
 from tests.serverless.factories import a_worker, an_endpoint, serverless_template
 
 pytestmark = pytest.mark.django_db
@@ -113,6 +113,7 @@ def test_it_deletes_an_endpoint_with_its_jobs(team, alice):
 
 
 def test_the_request_tester_queues_a_job_and_shows_it(team, alice):
+    fund(team)  # jobs need funds (serverless.metering.refusal)
     endpoint = an_endpoint(team)
     client = login(alice)
     url = reverse("endpoint_test_job", args=[team.slug, endpoint.public_id])
@@ -149,7 +150,7 @@ def test_the_list_counts_queued_jobs(team, alice, bob):
     Job.objects.create(endpoint=endpoint, input={}, execution_timeout=600)
     response = login(bob).get(reverse("endpoint_list", args=[team.slug]))
     [listed] = response.context["endpoints"]
-    assert (listed.in_queue, listed.in_progress) == (1, 0)
+    assert (listed.jobs_in_queue, listed.jobs_in_progress) == (1, 0)
 
 
 def test_outsiders_get_404_and_basic_members_cannot_change_endpoints(

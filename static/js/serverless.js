@@ -1,0 +1,63 @@
+// Serverless pages. The live parts ([data-live-poll]) are server-rendered partials that htmx
+// polls (hx-trigger "every Ns, refresh"); this script pauses them while the tab is hidden and
+// refreshes them at once when it is shown again, lets the request tester show the server's 4xx
+// (invalid JSON, low funds) instead of dropping it, and draws requests per minute from the JSON the live
+// partial carries (json_script: data, never code, so the CSP needs no inline script).
+(function () {
+  "use strict";
+
+  document.body.addEventListener("htmx:beforeRequest", (event) => {
+    if (document.hidden && event.detail.elt.closest("[data-live-poll]")) event.preventDefault();
+  });
+
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) return;
+    document.querySelectorAll("[data-live-poll]").forEach((element) => htmx.trigger(element, "refresh"));
+  });
+
+  document.body.addEventListener("htmx:beforeSwap", (event) => {
+    if (event.detail.xhr.status >= 400 && event.detail.xhr.status < 500 && event.detail.elt.closest("[data-tester]")) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
+  const canvas = document.getElementById("endpoint-rpm-chart");
+  if (!canvas || typeof Chart === "undefined") return;
+  const accent = getComputedStyle(document.documentElement).getPropertyValue("--accent").trim() || "#7c3aed";
+
+  function source() {
+    const element = document.getElementById("endpoint-rpm-data");
+    return element ? element.textContent : '{"labels": [], "values": []}';
+  }
+
+  function total(values) {
+    return String(values.reduce((sum, value) => sum + value, 0));
+  }
+
+  let shown = source();
+  const first = JSON.parse(shown);
+  const chart = new Chart(canvas, {
+    type: "bar",
+    data: { labels: first.labels, datasets: [{ label: "Requests", data: first.values, backgroundColor: accent }] },
+    options: {
+      animation: false,
+      maintainAspectRatio: false,
+      plugins: { legend: { display: false } },
+      scales: { y: { beginAtZero: true, ticks: { precision: 0 } }, x: { ticks: { maxTicksLimit: 12 } } },
+    },
+  });
+  canvas.dataset.total = total(first.values);
+
+  // After each poll of the live partial: redraw only when the series changed.
+  document.body.addEventListener("htmx:afterSettle", () => {
+    const text = source();
+    if (text === shown) return;
+    shown = text;
+    const next = JSON.parse(text);
+    chart.data.labels = next.labels;
+    chart.data.datasets[0].data = next.values;
+    chart.update();
+    canvas.dataset.total = total(next.values);
+  });
+})();
