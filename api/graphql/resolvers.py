@@ -44,6 +44,7 @@ CAPABILITY = {
     "podTemplates": "use",
     "podTemplate": "use",
     "dataCenters": "member",
+    "serverlessGpuPools": "member",
     "podFindAndDeployOnDemand": "deploy",
     "deployCpuPod": "deploy",
     "podStop": "deploy",
@@ -51,6 +52,9 @@ CAPABILITY = {
     "podBidResume": "deploy",
     "podTerminate": "deploy",
     "saveTemplate": "deploy",
+    # Serverless endpoints (api/graphql/endpoints.py): as the console's endpoint pages.
+    "saveEndpoint": "deploy",
+    "updateEndpointTemplate": "deploy",
     "saveRegistryAuth": "deploy",
     "updateRegistryAuth": "deploy",
     "deleteRegistryAuth": "deploy",

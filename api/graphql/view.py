@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from api.access import request_api_key
 from api.authentication import ApiKeyAuthentication
+from api.graphql.endpoints import OBJECTS as ENDPOINT_OBJECTS
 from api.graphql.inputs import InputError
 from api.graphql.resolvers import OBJECTS
 from api.throttling import ApiKeyRateThrottle
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_PATH = Path(__file__).with_name("schema.graphql")
 type_defs = load_schema_from_path(str(SCHEMA_PATH))
-schema = make_executable_schema(type_defs, *OBJECTS)
+schema = make_executable_schema(type_defs, *OBJECTS, *ENDPOINT_OBJECTS)
 
 # What a refusal is called in `errors[].extensions.code`.
 ERROR_CODES = {

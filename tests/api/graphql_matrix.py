@@ -4,8 +4,10 @@ document to send and the capability (teams.access.CAPABILITIES) it needs."""
 from pods.connect.services import save_registry_credential
 from pods.models import PodTemplate
 from teams.models import Membership, Role
+from tests.pods.factories import catalogue
 from tests.pods.matrix import a_pod
 from tests.role_matrix import GraphqlOp
+from tests.serverless.factories import an_endpoint, serverless_template
 
 
 def a_credential(team) -> str:
@@ -61,6 +63,26 @@ USER_SETTINGS = (
     'AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl m"}) { id } }'
 )
 
+
+def an_endpoint_id(team) -> str:
+    return an_endpoint(team).public_id
+
+
+def save_endpoint(team) -> str:
+    catalogue()  # AMPERE_48 is the A40 here
+    return (
+        f'mutation {{ saveEndpoint(input: {{name: "m", templateId: '
+        f'"{serverless_template(team).public_id}", gpuIds: "AMPERE_48"}}) {{ id }} }}'
+    )
+
+
+def update_endpoint_template(team) -> str:
+    return (
+        f'mutation {{ updateEndpointTemplate(input: {{endpointId: "{an_endpoint_id(team)}", '
+        f'templateId: "{serverless_template(team).public_id}"}}) {{ id }} }}'
+    )
+
+
 GRAPHQL_OPERATIONS = [
     GraphqlOp("myself", "member", lambda team: "{ myself { id email } }"),
     GraphqlOp("gpuTypes", "member", lambda team: "{ gpuTypes { id displayName } }"),
@@ -75,6 +97,9 @@ GRAPHQL_OPERATIONS = [
     GraphqlOp("podBidResume", "deploy", bid_resume),
     GraphqlOp("podTerminate", "deploy", on_pod("podTerminate", "")),
     GraphqlOp("saveTemplate", "deploy", lambda team: TEMPLATE),
+    GraphqlOp("serverlessGpuPools", "member", lambda team: "{ serverlessGpuPools { id } }"),
+    GraphqlOp("saveEndpoint", "deploy", save_endpoint),
+    GraphqlOp("updateEndpointTemplate", "deploy", update_endpoint_template),
     GraphqlOp("saveRegistryAuth", "deploy", lambda team: REGISTRY),
     GraphqlOp("updateRegistryAuth", "deploy", update_registry),
     GraphqlOp("deleteRegistryAuth", "deploy", delete_registry),

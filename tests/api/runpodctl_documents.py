@@ -1,7 +1,7 @@
 """The GraphQL documents runpodctl 2.7.2 sends for pods, GPU types, data centres, templates,
-network volumes and the user (runpod/runpodctl at 2e2df89e, `api/*.go` and `internal/api/*.go`),
-whitespace collapsed. Serverless endpoints and the hub/model-repo calls are left out (the
-serverless issue; out of scope)."""
+network volumes, serverless endpoints and the user (runpod/runpodctl at 2e2df89e, `api/*.go` and
+`internal/api/*.go`), whitespace collapsed. The hub/model-repo calls are left out (out of
+scope)."""
 
 RUNPODCTL_DOCUMENTS = [
     # api/cloud.go
@@ -106,6 +106,40 @@ RUNPODCTL_DOCUMENTS = [
         "query GetTemplate($id: String!) { podTemplate(id: $id) { id name imageName "
         "isServerless isPublic isRunpod category ports portsConfig { port name } env { key "
         "value } containerDiskInGb containerRegistryAuthId volumeInGb volumeMountPath readme "
+        "} }"
+    ),
+    # Serverless endpoints: internal/api/gpu.go (`serverless create` maps GPU types to pools)
+    "query { serverlessGpuPools { id gpuTypeIds } }",
+    # internal/api/endpoints.go CreateEndpointGQL (`serverless create`)
+    (
+        "mutation SaveEndpoint($input: EndpointInput!) { saveEndpoint(input: $input) { id name "
+        "templateId gpuIds instanceIds computeType networkVolumeId networkVolumeIds { "
+        "networkVolumeId dataCenterId } locations idleTimeout scalerType scalerValue workersMin "
+        "workersMax gpuCount minCudaVersion executionTimeoutMs flashBootType modelReferences } }"
+    ),
+    # internal/api/endpoints.go UpdateEndpointModels (`serverless update --model-reference`)
+    (
+        "mutation SaveEndpoint($input: EndpointInput!) { saveEndpoint(input: $input) { id name "
+        "templateId gpuIds gpuCount instanceIds workersMin workersMax locations networkVolumeId "
+        "networkVolumeIds { networkVolumeId } idleTimeout scalerType scalerValue "
+        "executionTimeoutMs minCudaVersion flashBootType modelReferences } }"
+    ),
+    # internal/api/endpoints.go and api/endpoint.go (`serverless update --template-id`)
+    (
+        "mutation Mutation($input: UpdateEndpointTemplateInput) { updateEndpointTemplate(input: "
+        "$input) { id templateId } }"
+    ),
+    # api/endpoint.go (hidden `project deploy`)
+    (
+        "mutation saveEndpoint($input: EndpointInput!) { saveEndpoint(input: $input) { gpuIds id "
+        "idleTimeout locations name networkVolumeId scalerType scalerValue templateId userId "
+        "workersMax workersMin } }"
+    ),
+    # api/endpoint.go (hidden `project deploy`)
+    (
+        "query Query { myself { endpoints { aiKey gpuIds id idleTimeout name networkVolumeId "
+        "locations scalerType scalerValue templateId type userId version workersMax workersMin "
+        "workersStandby gpuCount env { key value } createdAt networkVolume { id dataCenterId } } "
         "} }"
     ),
 ]
