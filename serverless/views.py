@@ -175,8 +175,10 @@ def endpoint_detail(request, endpoint_id: str):
 
 
 def _tester_refused(request, endpoint: Endpoint, form: TestJobForm, status: int) -> HttpResponse:
+    """The tester's errors. To htmx a 200 with the error in place (a 4xx would be an XHR
+    failure in the browser's console, and htmx does not swap it); to a plain form, `status`."""
     if request.headers.get("HX-Request") == "true":
-        return _render(request, "serverless/partials/tester_errors.html", {"form": form}, status)
+        return _render(request, "serverless/partials/tester_errors.html", {"form": form})
     context = _detail_context(request, endpoint, form)
     return _render(request, "serverless/endpoint_detail.html", context, status=status)
 

@@ -1,8 +1,7 @@
 // Serverless pages. The live parts ([data-live-poll]) are server-rendered partials that htmx
 // polls (hx-trigger "every Ns, refresh"); this script pauses them while the tab is hidden and
-// refreshes them at once when it is shown again, lets the request tester show the server's 4xx
-// (invalid JSON, low funds) instead of dropping it, and draws requests per minute from the JSON the live
-// partial carries (json_script: data, never code, so the CSP needs no inline script).
+// refreshes them at once when it is shown again, and draws requests per minute from the JSON
+// the live partial carries (json_script: data, never code, so the CSP needs no inline script).
 (function () {
   "use strict";
 
@@ -13,13 +12,6 @@
   document.addEventListener("visibilitychange", () => {
     if (document.hidden) return;
     document.querySelectorAll("[data-live-poll]").forEach((element) => htmx.trigger(element, "refresh"));
-  });
-
-  document.body.addEventListener("htmx:beforeSwap", (event) => {
-    if (event.detail.xhr.status >= 400 && event.detail.xhr.status < 500 && event.detail.elt.closest("[data-tester]")) {
-      event.detail.shouldSwap = true;
-      event.detail.isError = false;
-    }
   });
 
   const canvas = document.getElementById("endpoint-rpm-chart");
