@@ -124,7 +124,8 @@ def check_address(address: str) -> None:
     for candidate in (ip, _embedded_ipv4(ip)):
         why = candidate is not None and _why_not_public(candidate)
         if why:
-            raise Refused(f"{address} is a {why} address")
+            article = "an" if why[0] in "aeiou" else "a"
+            raise Refused(f"{address} is {article} {why} address")
 
 
 def resolve(target: Target) -> tuple:
