@@ -27,6 +27,7 @@ from django.db.models import Count, Exists, Min, OuterRef, Q
 from django.utils import timezone
 
 from pods.models import Pod
+from pods.services import terminate_pod
 from serverless import launch, services
 from serverless.models import Endpoint, Job, ScalerType, Worker
 
@@ -40,7 +41,7 @@ COMING = (Worker.State.IDLE, Worker.State.INITIALIZING, Worker.State.THROTTLED)
 def autoscale(now: datetime | None = None) -> Counter:
     """One pass; the counts say what it did (started, stopped, requeued, ...)."""
     now = now or timezone.now()
-    counts = Counter(_requeue_orphans(now))
+    counts = Counter(_requeue_orphans(now)) + _terminate_orphan_pods()
     for endpoint_id in _endpoints_to_scale():
         counts.update(scale_endpoint(endpoint_id, now))
     return counts
@@ -67,6 +68,17 @@ def _requeue_orphans(now: datetime) -> Counter:
         with transaction.atomic():
             counts.update(launch.requeue_jobs(worker, now))
     return counts
+
+
+def _terminate_orphan_pods() -> Counter:
+    """Worker pods whose worker row is gone (a worker is created with its pod, in one
+    transaction) are terminated: nothing would ever stop them otherwise."""
+    orphans = Pod.objects.filter(kind=Pod.Kind.WORKER, serverless_worker=None).live()
+    count = 0
+    for pod in orphans.exclude(status=Pod.Status.STOPPING)[:100]:
+        terminate_pod(actor=None, pod=pod)
+        count += 1
+    return Counter(orphan_pods=count) if count else Counter()
 
 
 def scale_endpoint(endpoint_id: int, now: datetime) -> Counter:
@@ -220,7 +232,7 @@ def _start(endpoint: Endpoint, count: int, *, flex: bool) -> Counter:
         try:
             worker = launch.start_worker(endpoint, flex=flex)
         except launch.LaunchError as error:
-            log.info("endpoint %s starts no worker: %s", endpoint.public_id, error)
+            log.debug("endpoint %s starts no worker: %s", endpoint.public_id, error)
             return counts + Counter(refused=1)
         counts["throttled" if worker.state == Worker.State.THROTTLED else "started"] += 1
     return counts

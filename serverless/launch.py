@@ -56,7 +56,7 @@ def _request(worker: Worker, gpu: GpuType | None, cloud: str) -> DeployRequest:
     + endpoint env (the worker protocol's variables follow once the pod is placed)."""
     endpoint, template = worker.endpoint, worker.endpoint.template
     return DeployRequest(
-        name=f"{endpoint.name} worker {worker.public_id}"[:100],
+        name=f"{endpoint.name} worker"[:100],
         cloud_type=cloud,
         image=template.image,
         container_disk_gb=template.container_disk_gb,

@@ -102,6 +102,10 @@ def update_endpoint(*, actor, endpoint: Endpoint, **values) -> Endpoint:
 
 @transaction.atomic
 def delete_endpoint(*, actor, endpoint: Endpoint) -> None:
+    from serverless.launch import stop_worker  # launch builds on this module
+
+    for worker in endpoint.workers.exclude(state=Worker.State.STOPPED):
+        stop_worker(worker, "The endpoint was deleted.")  # its pod must not outlive it
     _endpoint_audit(actor, endpoint, "deleted")
     endpoint.delete()
 

@@ -12,13 +12,14 @@ import time_machine
 from django.db import connections
 from django.utils import timezone
 
-from billing.services import adjust_balance
+from billing.services import adjust_balance, get_account
+from pods import services as pod_services
 from pods.models import Pod
 from serverless import launch, services
 from serverless.autoscaler import autoscale, scale_endpoint
 from serverless.models import Job, ScalerType, Worker
 from teams.models import AuditEvent
-from tests.pods.factories import catalogue, fund, stopped_pod
+from tests.pods.factories import catalogue, deploy_request, fund, stopped_pod
 from tests.serverless.factories import an_endpoint
 
 T0 = timezone.now().replace(microsecond=0) + timedelta(days=1)
@@ -154,7 +155,8 @@ def test_it_places_on_the_next_gpu_in_priority_then_throttles_and_retries(team, 
 def test_it_starts_no_worker_for_a_team_without_funds(team, parts, clock):
     endpoint = an_endpoint(team, workers_min=1)
     assert services.team_can_run(team)
-    adjust_balance(team=team, amount=Decimal("-500"), reason="spent", actor=None, key="spent")
+    spent = -get_account(team).balance
+    adjust_balance(team=team, amount=spent, reason="spent", actor=None, key="spent")
     assert not services.team_can_run(team)
     assert autoscale(now=clock(0)) == {}
     assert not endpoint.workers.exists()
@@ -278,3 +280,22 @@ def test_two_passes_never_work_on_one_endpoint_at_once(team, parts):
         other.rollback()
         other.close()
     assert scale_endpoint(endpoint.pk, timezone.now())["started"] == 1
+
+
+def test_deleting_an_endpoint_stops_its_workers_and_stray_worker_pods_are_terminated(
+    team, alice, parts, clock
+):
+    endpoint = an_endpoint(team, workers_min=2)
+    autoscale(now=clock(0))
+    pods = [w.pod for w in live(endpoint)]
+    services.delete_endpoint(actor=alice, endpoint=endpoint)
+    for pod in pods:
+        pod.refresh_from_db()
+        assert (pod.status, pod.next_status) == (Pod.Status.STOPPING, Pod.Status.TERMINATED)
+
+    request = deploy_request(parts["a40"], kind=Pod.Kind.WORKER)
+    stray = pod_services.deploy_pod(actor=None, team=team, request=request)
+    assert autoscale(now=clock(1)) == {"orphan_pods": 1}
+    stray.refresh_from_db()
+    assert stray.next_status == Pod.Status.TERMINATED
+    assert autoscale(now=clock(2)) == {}
