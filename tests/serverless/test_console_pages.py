@@ -318,3 +318,9 @@ def test_a_basic_member_sees_the_page_but_no_tester(team, member_with_role):
     html = detail(basic, endpoint)
     assert 'data-testid="test-job-form"' not in html and "Dev and Admin members" in html
     assert send_to_tester(basic, endpoint, "{}").status_code == 403
+
+
+def test_the_dashboards_deploy_step_points_at_serverless_endpoints(team, alice):
+    html = login(alice).get(reverse("dashboard", args=[team.slug])).content.decode()
+    url = reverse("endpoint_list", args=[team.slug])
+    assert f'<a href="{url}" data-testid="serverless-step-link">' in html
