@@ -61,6 +61,7 @@ def asgi_server(django_db_setup, django_db_blocker) -> Iterator[str]:
         DATABASE_URL=child_database_url(),
         SERVERLESS_JOB_TAKE_HOLD="5",
         CELERY_TASK_ALWAYS_EAGER="1",
+        SERVERLESS_WEBHOOK_ALLOW_PRIVATE="1",  # job webhooks to the tests' loopback servers
     )
     command = [str(DAPHNE), "-b", "127.0.0.1", "-p", str(port), "console.asgi:application"]
     with tempfile.TemporaryFile() as log:

@@ -1,16 +1,21 @@
 """Job webhooks against HTTP servers these tests start on loopback: a finished job's status is
 POSTed exactly once with RunPod's /status body (COMPLETED, FAILED, CANCELLED), failed attempts
-are retried a bounded number of times, and a job retried before its hook ran is not posted as
-finished. (Attacks on the webhook, private addresses, redirects, slow answers: in
-tests/security/test_webhook_ssrf.py.)"""
+are retried a bounded number of times, a job retried before its hook ran is not posted as
+finished, and end to end with the real runpod SDK client and worker. (Attacks on the webhook,
+private addresses, redirects, slow answers: tests/security/test_webhook_ssrf.py.)"""
 
 import json
 
 import pytest
 
 from serverless import services, webhooks
+from serverless.models import Job
 from teams.models import AuditEvent
-from tests.serverless.factories import a_worker
+from tests.api.test_api_keys import make_key
+from tests.pods.factories import fund
+from tests.sdk_driver import sdk_process
+from tests.serverless.factories import a_worker, an_endpoint
+from tests.serverless.live import WorkerProcess, asgi_server, child_env  # noqa: F401 (fixture)
 from tests.serverless.webhook_receivers import (  # noqa: F401 (fixtures)
     eager_fixture,
     endpoint_fixture,
@@ -18,6 +23,7 @@ from tests.serverless.webhook_receivers import (  # noqa: F401 (fixtures)
     private_allowed_fixture,
     serve_fixture,
 )
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -102,3 +108,43 @@ def test_a_job_retried_before_delivery_is_not_posted_as_finished(
     for callback in callbacks:
         callback()
     assert server.requests == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_runpod_sdk_and_worker_end_to_end(
+    asgi_server,  # noqa: F811 (the fixture imported above)
+    serve,
+    team,
+    alice,
+    tmp_path,
+):
+    """RunPod's way, unmodified on both sides: the SDK client sends `{"input", "webhook"}` to
+    /run, a real `runpod.serverless.start` worker runs it, and the console POSTs the result
+    to the hook once (daphne, Celery eager: the hook is called as the result is recorded)."""
+    fund(team)
+    endpoint = an_endpoint(team)
+    server = serve()
+    worker = WorkerProcess(endpoint, asgi_server, "plain")
+    _, secret = make_key(team, alice)
+    try:
+        with sdk_process(asgi_server, secret, child_env(HOME=str(tmp_path))) as sdk:
+            body = {"input": {"n": 3}, "webhook": server.url}
+            job_id = sdk.call(
+                f'(job := runpod.Endpoint("{endpoint.public_id}").run({body})).job_id'
+            )
+            output = sdk.call("job.output(timeout=60)")
+        wait_for(lambda: server.requests, timeout=10)
+    finally:
+        worker.close()
+    [request] = server.requests
+    job = Job.objects.get(public_id=job_id)
+    assert json.loads(request["body"]) == {
+        "id": job_id,
+        "status": "COMPLETED",
+        "output": output,
+        "delayTime": job.delay_ms,
+        "executionTime": job.execution_ms,
+        "workerId": worker.worker.public_id,
+    }
+    assert output == {"echo": {"n": 3}, "worker": worker.worker.public_id}
+    assert (job.webhook_attempts, job.webhook_result) == (1, "HTTP 200")
