@@ -225,13 +225,36 @@ def _move_balances(cursor) -> Decimal:
     return to_money(cursor.fetchone()[0])
 
 
-def move_watermarks(team_ids: Sequence[int], until: datetime) -> None:
-    """The teams' usage is in their balances up to `until` (same transaction as the charge)."""
+def charge_minutes(*, teams: str, until: datetime, charges_sql: str, params: dict) -> UsageBatch:
+    """A tick's per-minute write, its only one: for every team of `teams` (a relation of
+    team_id, whose accounts the caller holds locked: claim_accounts), balance and
+    usage_accrued += what `charges_sql` (team_id, amount: negative) yields for it, and the
+    watermark usage_metered_until = `until`, in one UPDATE of the accounts (the charge and
+    its idempotency mark in one row write). Teams charged nothing have their watermark
+    moved all the same."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("charge_minutes must run inside transaction.atomic()")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {ACCOUNTS} SET usage_metered_until = %s WHERE team_id = ANY(%s)",
-            [until, list(team_ids)],
+            f"""
+            WITH c AS (SELECT team_id, SUM(amount) AS amount FROM ({charges_sql}) AS c
+                       GROUP BY team_id),
+            moved AS (
+                UPDATE {ACCOUNTS} a SET balance = a.balance + COALESCE(c.amount, 0),
+                       usage_accrued = a.usage_accrued + COALESCE(c.amount, 0),
+                       usage_metered_until = %(metered_until)s
+                FROM {teams} t LEFT JOIN c ON c.team_id = t.team_id
+                WHERE a.team_id = t.team_id
+                RETURNING a.team_id, c.amount
+            )
+            SELECT array_agg(team_id ORDER BY team_id) FILTER (WHERE amount <> 0),
+                   COALESCE(SUM(amount), 0)
+            FROM moved
+            """,
+            {**params, "metered_until": until},
         )
+        team_ids, total = cursor.fetchone()
+    return UsageBatch(0, to_money(total), tuple(team_ids or ()))
 
 
 def claim_accounts(*, until: datetime, after: int, size: int) -> list[tuple[int, int]]:
@@ -348,16 +371,25 @@ def run_balance_hooks_on_commit(team_ids: Sequence[int]) -> None:
     from billing.services import _run_balance_hooks
 
     def run() -> None:
-        due = BillingAccount.objects.filter(team_id__in=team_ids).filter(_below_a_threshold())
-        for team_id in due.values_list("team_id", flat=True):
+        for team_id in _below_a_threshold(team_ids):
             _run_balance_hooks(team_id)
 
-    transaction.on_commit(run)
+    if team_ids:
+        transaction.on_commit(run)
 
 
-def _below_a_threshold():
-    from django.db.models import F, Q
-
-    return Q(auto_recharge_enabled=True, balance__lt=F("auto_recharge_threshold")) | Q(
-        low_balance_alert_threshold__isnull=False, balance__lt=F("low_balance_alert_threshold")
-    )
+def _below_a_threshold(team_ids: Sequence[int]) -> list[int]:
+    """One array parameter, in team id order (the ORM's IN list of 50,000 placeholders and
+    the accounts' default ordering by team name cost 0.04-0.15 s a batch)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT team_id FROM {ACCOUNTS} WHERE team_id = ANY(%s)
+              AND ((auto_recharge_enabled AND balance < auto_recharge_threshold)
+                   OR (low_balance_alert_threshold IS NOT NULL
+                       AND balance < low_balance_alert_threshold))
+            ORDER BY team_id
+            """,
+            [list(team_ids)],
+        )
+        return [row[0] for row in cursor.fetchall()]

@@ -10,6 +10,7 @@ short). The episode ends once the team has been funded again and covers what it 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -44,6 +45,10 @@ WARN_BEFORE_REMOVAL = timedelta(days=2)
 LOW_FUNDS_REASON = (
     f"Stopped: the balance no longer covered {RUNWAY_MINUTES} minutes of this team's pods."
 )
+# What higher apps run on a team's pods and stop their own way when funds run low (serverless:
+# its workers, so its autoscaler sees them stopped): hook(team, reason) -> ids stopped,
+# registered from their AppConfig.ready(). Their pods are left to them.
+STOP_HOOKS: list[Callable[[Team, str], list[str]]] = []
 
 
 @dataclass(frozen=True)
@@ -127,17 +132,21 @@ def _rescued_by_auto_recharge(shortfall: Shortfall, now: datetime) -> bool:
     return balance + (pending or ZERO) >= shortfall.needed
 
 
-def stop_team_pods(shortfall: Shortfall, *, now: datetime) -> list[Pod]:
-    """Stop every pod of the team (volumes kept, container disks lost); at the start of an
-    episode, audit it and e-mail the team's admin and billing members."""
+def stop_team_pods(shortfall: Shortfall, *, now: datetime) -> list[str]:
+    """Stop every pod of the team (volumes kept, container disks lost) and what STOP_HOOKS
+    stop; at the start of an episode, audit it and e-mail the team's admin and billing
+    members. Returns the ids of what was stopped."""
     from pods.services import stop_pod
 
     team = shortfall.team
-    pods = [pod for pod in Pod.objects.for_team(team).live() if pod.can_stop()]
+    live = Pod.objects.for_team(team).live().filter(kind=Pod.Kind.POD)
+    pods = [pod for pod in live if pod.can_stop()]
     for pod in pods:
         stop_pod(actor=None, pod=pod, reason=LOW_FUNDS_REASON)
+    others = [stopped for hook in STOP_HOOKS for stopped in hook(team, LOW_FUNDS_REASON)]
+    stopped = [pod.public_id for pod in pods] + others
     if not begin_low_funds_episode(team=team, now=now):
-        return pods  # told already: each stop has its own pod audit row
+        return stopped  # told already: each stop has its own pod audit row
     audit.record(
         actor=None,
         team=team,
@@ -148,6 +157,7 @@ def stop_team_pods(shortfall: Shortfall, *, now: datetime) -> list[Pod]:
             "balance": str(shortfall.balance),
             "burn_per_hour": str(shortfall.burn),
             "pods": [pod.public_id for pod in pods],
+            "workers": others,
         },
     )
     emails.send_to_billing(
@@ -161,7 +171,7 @@ def stop_team_pods(shortfall: Shortfall, *, now: datetime) -> list[Pod]:
             "top_up_url": emails.absolute("billing_top_up", team.slug),
         },
     )
-    return pods
+    return stopped
 
 
 def _depleted_for(days: int, now: datetime, extra: timedelta = timedelta()):

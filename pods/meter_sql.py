@@ -23,6 +23,10 @@ VOLUMES = NetworkVolume._meta.db_table
 MINUTES_PER_MONTH = 30 * 24 * 60
 # The teams of a batch and their watermarks (team_id, w): a temporary table.
 TEAMS = "pods_meter_teams"
+# The batch's pods and network volumes grouped by what their segments and current rates
+# depend on (groups_sql): temporary tables.
+GROUPS = "pods_meter_groups"
+GROUPS_V = "pods_meter_groups_v"
 
 COMPUTE_RATE_SQL = (
     "CASE WHEN p.gpu_count > 0 AND p.gpu_type_id IS NOT NULL THEN p.gpu_count * "
@@ -37,18 +41,20 @@ NETWORK_VOLUME_MONTH_SQL = (
 _BILLED_RUNNING = "p.status IN ('running', 'stopping')"
 
 
-def pod_tables_sql() -> str:
-    """`p` pods with `g` their GPU type and `c` their CPU instance type."""
+def pod_tables_sql(pods: str = PODS) -> str:
+    """`p` pods (or the rows of `pods` with their columns: GROUPS) with `g` their GPU type
+    and `c` their CPU instance type."""
     gpus, cpus = GpuType._meta.db_table, CpuInstanceType._meta.db_table
     return (
-        f"{PODS} p LEFT JOIN {gpus} g ON g.id = p.gpu_type_id "
+        f"{pods} p LEFT JOIN {gpus} g ON g.id = p.gpu_type_id "
         f"LEFT JOIN {cpus} c ON c.id = p.cpu_instance_id"
     )
 
 
 def segments_sql(teams: str = TEAMS, *, pods: str = "true", volumes: str = "true") -> str:
     """Open segments of the teams in `teams` (a relation of team_id, w), of the pods matching
-    `pods` and the network volumes matching `volumes` (SQL conditions on p and v)."""
+    `pods` and the network volumes matching `volumes` (SQL conditions on p and v). Serverless
+    workers' pods have none: serverless.metering bills them per second."""
     return f"""
         SELECT p.id, p.team_id, 'pod' AS source_type, p.public_id AS source_id, p.name,
                p.metered_until AS seg, COALESCE(p.meter_compute, 0) AS c,
@@ -56,7 +62,8 @@ def segments_sql(teams: str = TEAMS, *, pods: str = "true", volumes: str = "true
                COALESCE(p.meter_storage_stopped, 0) AS ss, p.meter_running_until AS e,
                p.status = 'running' AS cuttable, t.w
         FROM {PODS} p JOIN {teams} t ON t.team_id = p.team_id
-        WHERE p.status <> 'terminated' AND p.metered_until IS NOT NULL AND {pods}
+        WHERE p.status <> 'terminated' AND p.metered_until IS NOT NULL AND p.kind = 'pod'
+          AND {pods}
         UNION ALL
         SELECT v.id, v.team_id, 'network_volume', v.public_id, v.name, v.metered_until,
                0, COALESCE(v.meter_storage, 0), 0, CAST(NULL AS TIMESTAMPTZ), false, t.w
@@ -175,12 +182,16 @@ def stale_pods_sql(pods: str) -> str:
                    p.meter_running_until, {current_pod_rates_sql()}
             FROM {pod_tables_sql()} JOIN {Machine._meta.db_table} m ON m.id = p.machine_id
             JOIN {TEAMS} t ON t.team_id = p.team_id
-            WHERE p.status <> 'terminated' AND p.metered_until IS NOT NULL AND {pods}
+            WHERE p.status <> 'terminated' AND p.metered_until IS NOT NULL AND p.kind = 'pod'
+              AND {pods}
         ) AS r
-        WHERE r.meter_compute IS NULL
-           OR (r.meter_compute, r.meter_storage_running, r.meter_storage_stopped,
-               r.meter_running_until) IS DISTINCT FROM (r.cur_c, r.cur_sr, r.cur_ss, r.cur_e)
+        WHERE {_STALE}
     """
+
+
+_STALE = """r.meter_compute IS NULL
+           OR (r.meter_compute, r.meter_storage_running, r.meter_storage_stopped,
+               r.meter_running_until) IS DISTINCT FROM (r.cur_c, r.cur_sr, r.cur_ss, r.cur_e)"""
 
 
 def stale_volumes_sql(volumes: str) -> str:
@@ -189,4 +200,87 @@ def stale_volumes_sql(volumes: str) -> str:
         FROM {VOLUMES} v JOIN {TEAMS} t ON t.team_id = v.team_id
         WHERE v.metered_until IS NOT NULL AND {volumes}
           AND v.meter_storage IS DISTINCT FROM {NETWORK_VOLUME_MONTH_SQL}
+    """
+
+
+# The groups: one scan of the batch's pods a tick ------------------------------------------
+
+# What a pod's open segment and its current rates (current_pod_rates_sql) depend on.
+_GROUPED = (
+    "team_id",
+    "metered_until",
+    "meter_compute",
+    "meter_storage_running",
+    "meter_storage_stopped",
+    "meter_running_until",
+    "status",
+    "machine_id",
+    "gpu_type_id",
+    "cpu_instance_id",
+    "gpu_count",
+    "pricing",
+    "cloud_type",
+    "bid_per_gpu",
+    "container_disk_gb",
+)
+
+
+def groups_sql() -> str:
+    """The batch's pods grouped by everything their segment and its current rates depend on,
+    with their count n: a few rows a team (its pods of one kind started together are one).
+    The tick scans the pods once for them, then finds what is stale, charges and picks the
+    teams whose hour closes from these rows, not from the pods. `volume_gb` is the pod's own
+    volume (none with a network volume), so the rate SQL's network_volume_id is NULL here;
+    status_changed_at matters only while stopping (the end of its billed-running minutes)."""
+    grouped = ", ".join(f"p.{column}" for column in _GROUPED)
+    return f"""
+        SELECT {grouped}, {VOLUME_GB_SQL} AS volume_gb,
+               CAST(NULL AS INTEGER) AS network_volume_id,
+               CASE WHEN p.status = 'stopping' THEN p.status_changed_at END AS status_changed_at,
+               COUNT(*) AS n
+        FROM {PODS} p JOIN {TEAMS} t ON t.team_id = p.team_id
+        WHERE p.status <> 'terminated' AND p.metered_until IS NOT NULL AND p.kind = 'pod'
+        GROUP BY {grouped}, {VOLUME_GB_SQL},
+                 CASE WHEN p.status = 'stopping' THEN p.status_changed_at END
+    """
+
+
+def volume_groups_sql() -> str:
+    return f"""
+        SELECT v.team_id, v.metered_until, v.meter_storage, v.size_gb, COUNT(*) AS n
+        FROM {VOLUMES} v JOIN {TEAMS} t ON t.team_id = v.team_id
+        WHERE v.metered_until IS NOT NULL
+        GROUP BY v.team_id, v.metered_until, v.meter_storage, v.size_gb
+    """
+
+
+def any_stale_sql() -> str:
+    """Whether stale_pods_sql or stale_volumes_sql would find anything in the batch (the
+    rates of a group are those of each of its pods): most ticks nothing is."""
+    pods = f"""
+        SELECT 1 FROM (
+            SELECT p.meter_compute, p.meter_storage_running, p.meter_storage_stopped,
+                   p.meter_running_until, {current_pod_rates_sql()}
+            FROM {pod_tables_sql(GROUPS)} JOIN {Machine._meta.db_table} m ON m.id = p.machine_id
+        ) AS r WHERE {_STALE}
+    """
+    volumes = (
+        f"SELECT 1 FROM {GROUPS_V} v WHERE v.meter_storage IS DISTINCT FROM "
+        f"{NETWORK_VOLUME_MONTH_SQL}"
+    )
+    return f"SELECT EXISTS ({pods}) OR EXISTS ({volumes})"
+
+
+def group_segments_sql() -> str:
+    """The batch's segments as groups: segments_sql's team_id, seg, c, sr, ss, e and w, and
+    n, the number of resources alike."""
+    return f"""
+        SELECT g.team_id, g.metered_until AS seg, COALESCE(g.meter_compute, 0) AS c,
+               COALESCE(g.meter_storage_running, 0) AS sr,
+               COALESCE(g.meter_storage_stopped, 0) AS ss, g.meter_running_until AS e, t.w, g.n
+        FROM {GROUPS} g JOIN {TEAMS} t ON t.team_id = g.team_id
+        UNION ALL
+        SELECT v.team_id, v.metered_until, 0, COALESCE(v.meter_storage, 0), 0,
+               CAST(NULL AS TIMESTAMPTZ), t.w, v.n
+        FROM {GROUPS_V} v JOIN {TEAMS} t ON t.team_id = v.team_id
     """

@@ -38,6 +38,7 @@ platform's fault, so from then on the pod pays what a stopped pod pays.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -50,19 +51,25 @@ from billing.money import ZERO
 from pods import pricing
 from pods.meter_sql import (
     COMPUTE_RATE_SQL,
+    GROUPS,
+    GROUPS_V,
     NETWORK_VOLUME_MONTH_SQL,
     PODS,
     TEAMS,
     VOLUME_GB_SQL,
     VOLUMES,
     amounts_sql,
+    any_stale_sql,
     charges_sql,
+    group_segments_sql,
+    groups_sql,
     pieces_sql,
     pod_tables_sql,
     rows_sql,
     segments_sql,
     stale_pods_sql,
     stale_volumes_sql,
+    volume_groups_sql,
 )
 from pods.models import NetworkVolume, Pod
 
@@ -82,6 +89,13 @@ STOP_BILLED_FOR = STOP_GRACE + timedelta(seconds=10)
 CLOSE_SPREAD = 60
 STALE = "pods_meter_stale"
 CUT = "pods_meter_cut"
+# What higher apps meter on the same tick (serverless workers, per second): hook(until=) ->
+# Step, called after the pods, registered from their AppConfig.ready() (pods cannot import
+# them). One beat entry, one instant for everything a team runs.
+TICK_HOOKS: list[Callable[..., Step]] = []
+# SQL of (team_id, per_hour) for what teams run outside pods.metering and low funds stops with
+# their pods (serverless workers): a function of team_burn_sql's scope, registered likewise.
+BURN_SQL: list[Callable[[str], str]] = []
 
 
 @dataclass(frozen=True)
@@ -264,17 +278,24 @@ def meter(*, until: datetime | None = None, batch_size: int = BATCH_SIZE) -> Tic
         result.add(step)
         result.teams += len(team_ids)
         after = claimed[-1][0]
+    for hook in TICK_HOOKS:
+        result.add(hook(until=until))
     _count_metered(result)
     return result
 
 
 def _meter_batch(team_ids: list[int], *, until: datetime) -> Step:
+    """One scan of the batch's pods (the groups); the steps that change segments (rare: a
+    rate changed, a catch-up cut a team) scan again and the groups are made anew."""
     step = Step()
     _create_teams(team_ids)
-    _reopen_stale(step, EVERYTHING)
-    _cut_at_floor(step, EVERYTHING, until=until)
-    _charge(step, EVERYTHING, until=until)
-    usage.move_watermarks(team_ids, until)
+    _create_groups()
+    if _any_stale():
+        _reopen_stale(step, EVERYTHING)
+        _create_groups()
+    if _cut_at_floor(step, EVERYTHING, until=until):
+        _create_groups()
+    _charge_batch(step, until=until)
     _close_hours(step, until=until)
     _drop_teams()
     return step
@@ -288,11 +309,13 @@ def _count_metered(result: TickResult) -> None:
 
 
 def _start_metering_new_rows() -> None:
-    """Rows that were never metered start at the first whole minute of their life."""
+    """Rows that were never metered start at the first whole minute of their life (not
+    serverless workers' pods: serverless bills those per second)."""
     for model in (Pod, NetworkVolume):
-        for pk, created_at in model.objects.filter(metered_until=None).values_list(
-            "pk", "created_at"
-        ):
+        rows = model.objects.filter(metered_until=None)
+        if model is Pod:
+            rows = rows.exclude(kind=Pod.Kind.WORKER)
+        for pk, created_at in rows.values_list("pk", "created_at"):
             model.objects.filter(pk=pk, metered_until=None).update(
                 metered_until=ceil_minute(created_at)
             )
@@ -332,7 +355,22 @@ def _no_jit(cursor) -> None:
 
 def _drop_teams() -> None:
     with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE {TEAMS}")
+        cursor.execute(f"DROP TABLE IF EXISTS {TEAMS}, {GROUPS}, {GROUPS_V}")
+
+
+def _create_groups() -> None:
+    """The batch's segments grouped (meter_sql.groups_sql), read under the account locks: a
+    settlement, the only other writer of these segments, takes its team's lock first."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {GROUPS}, {GROUPS_V}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {GROUPS} AS {groups_sql()}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {GROUPS_V} AS {volume_groups_sql()}")
+
+
+def _any_stale() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(any_stale_sql(), price_params())
+        return cursor.fetchone()[0]
 
 
 # 1. Reopening segments whose rates changed ------------------------------------------------
@@ -400,14 +438,14 @@ _REOPEN_VOLUMES = f"""
 _FLOOR_TEAMS = "{team_id} = ANY(%(floor_teams)s)"
 
 
-def _cut_at_floor(step: Step, scope: Scope, *, until: datetime) -> None:
+def _cut_at_floor(step: Step, scope: Scope, *, until: datetime) -> bool:
     """Cut the teams whose catch-up crosses their low-funds line (billing.usage): their running
     pods are charged and posted up to the minute after which the balance is below the line,
     the rest of their minutes up to `until` is written off, and their segments go on from
-    `until`."""
+    `until`. Whether any team could be cut."""
     teams = _teams_that_could_cut(scope, until)
     if not teams:
-        return
+        return False
     params = {**price_params(), **scope.params, "until": until, "floor_teams": teams}
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {CUT}")
@@ -437,6 +475,7 @@ def _cut_at_floor(step: Step, scope: Scope, *, until: datetime) -> None:
             f"UPDATE {PODS} SET metered_until = %s WHERE id IN (SELECT id FROM {CUT})", [until]
         )
         cursor.execute(f"DROP TABLE {CUT}")
+    return True
 
 
 def _teams_that_could_cut(scope: Scope, until: datetime) -> list[int]:
@@ -506,7 +545,36 @@ def _write_offs_sql(pieces: str) -> str:
 
 
 def _charge(step: Step, scope: Scope, *, until: datetime) -> None:
-    """Charge every segment in scope from the watermark up to `until`.
+    """A settlement's charge: every segment in scope from the watermark up to `until`."""
+    segments = segments_sql(pods=scope.pods, volumes=scope.volumes)
+    alike = (
+        f"SELECT team_id, seg, c, sr, ss, e, w, COUNT(*) AS n FROM ({segments}) AS s "
+        "GROUP BY team_id, seg, c, sr, ss, e, w"
+    )
+    params = {**scope.params, "until": until}
+    step.posted(
+        usage.apply_usage(
+            charges_sql=_alike_charges_sql(alike), params=params, created_at=timezone.now()
+        )
+    )
+
+
+def _charge_batch(step: Step, *, until: datetime) -> None:
+    """A tick's charge: every segment of the batch from the watermark up to `until`, from the
+    groups, and the batch's watermarks moved to `until` in the same UPDATE of the accounts."""
+    alike = (
+        f"SELECT team_id, seg, c, sr, ss, e, w, SUM(n) AS n FROM ({group_segments_sql()}) AS s "
+        "GROUP BY team_id, seg, c, sr, ss, e, w"
+    )
+    charged = _alike_charges_sql(alike)
+    step.posted(
+        usage.charge_minutes(teams=TEAMS, until=until, charges_sql=charged, params={"until": until})
+    )
+
+
+def _alike_charges_sql(alike: str) -> str:
+    """What segments cost (billing.usage charges), from `alike`: (team_id, seg, c, sr, ss, e,
+    w, n), n segments alike.
 
     A segment's charge depends only on its team, start, rates and stop (seg, c, sr, ss, e)
     and the watermark, so identical segments (a team's pods of one type, started together)
@@ -516,19 +584,8 @@ def _charge(step: Step, scope: Scope, *, until: datetime) -> None:
     the summed rate, and the accruals check_ledger recomputes per resource would drift from
     the balances by up to 1e-10 a resource and minute. This is what cut the per-pod
     arithmetic (EXPLAIN ANALYZE at 100,000 pods: 0.63 s of the 1.5 s tick, 8 ROUNDs a pod)."""
-    segments = segments_sql(pods=scope.pods, volumes=scope.volumes)
-    alike = (
-        f"SELECT team_id, seg, c, sr, ss, e, w, COUNT(*) AS n FROM ({segments}) AS s "
-        "GROUP BY team_id, seg, c, sr, ss, e, w"
-    )
-    charged = pieces_sql(alike, "GREATEST(x.seg, x.w)", "%(until)s")
-    step.posted(
-        usage.apply_usage(
-            charges_sql=charges_sql(amounts_sql(charged), times="a.n"),
-            params={**scope.params, "until": until},
-            created_at=timezone.now(),
-        )
-    )
+    pieces = pieces_sql(alike, "GREATEST(x.seg, x.w)", "%(until)s")
+    return charges_sql(amounts_sql(pieces), times="a.n")
 
 
 def _post_segments(step: Step, scope: Scope, *, until: datetime) -> None:
@@ -565,18 +622,22 @@ def close_before_sql(team_id: str) -> str:
 def _close_hours(step: Step, *, until: datetime) -> None:
     """Post every segment of the batch that began before its team's closing hour (the hour
     of until - close_delay), up to that hour, and start it there: one row per resource, kind
-    and hour, a team's hour H posted by the tick at H+1 plus its delay."""
-    params = {"until": until}
+    and hour, a team's hour H posted by the tick at H+1 plus its delay. Only the pods of the
+    teams whose groups hold such a segment are read (~1/60 of the teams, by index)."""
+    closing = _closing_teams(until)
+    if not closing:
+        return
+    params = {"until": until, "closing": closing}
     before = close_before_sql("t.team_id")
     with connection.cursor() as cursor:
         for table, alias in ((PODS, "p"), (VOLUMES, "v")):
-            live = "p.status <> 'terminated' AND " if alias == "p" else ""
+            live = "p.status <> 'terminated' AND p.kind = 'pod' AND " if alias == "p" else ""
             cursor.execute(f"DROP TABLE IF EXISTS pods_meter_close_{alias}")
             cursor.execute(
                 f"CREATE TEMPORARY TABLE pods_meter_close_{alias} AS SELECT {alias}.id, "
                 f"{before} AS b FROM {table} {alias} JOIN {TEAMS} t "
-                f"ON t.team_id = {alias}.team_id WHERE {live}{alias}.metered_until < {before} "
-                f"FOR UPDATE OF {alias} SKIP LOCKED",
+                f"ON t.team_id = {alias}.team_id WHERE {alias}.team_id = ANY(%(closing)s) "
+                f"AND {live}{alias}.metered_until < {before} FOR UPDATE OF {alias} SKIP LOCKED",
                 params,
             )
         if not _any_rows(cursor, "pods_meter_close_p", "pods_meter_close_v"):
@@ -590,11 +651,26 @@ def _close_hours(step: Step, *, until: datetime) -> None:
     step.posted(usage.apply_usage(rows_sql=rows, params=params, created_at=timezone.now()))
     with connection.cursor() as cursor:
         for table, alias in ((PODS, "p"), (VOLUMES, "v")):
+            # The team condition lets the planner find the rows by index (it takes the
+            # staged ids for many and hashes a scan of the whole table).
             cursor.execute(
                 f"UPDATE {table} r SET metered_until = c.b FROM pods_meter_close_{alias} c "
-                "WHERE r.id = c.id"
+                "WHERE r.id = c.id AND r.team_id = ANY(%(closing)s)",
+                params,
             )
             cursor.execute(f"DROP TABLE pods_meter_close_{alias}")
+
+
+def _closing_teams(until: datetime) -> list[int]:
+    """The batch's teams with a segment that began before their closing hour."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT g.team_id FROM (SELECT team_id, metered_until FROM {GROUPS} "
+            f"UNION ALL SELECT team_id, metered_until FROM {GROUPS_V}) AS g "
+            f"WHERE g.metered_until < {close_before_sql('g.team_id')} ORDER BY g.team_id",
+            {"until": until},
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 # Burn rate and the low-funds line ----------------------------------------------------------
@@ -616,17 +692,15 @@ def team_burn_sql(scope: str) -> str:
         f"+ {_per_hour(VOLUME_GB_SQL, 'volume_running')} "
         f"+ {_per_hour('p.container_disk_gb', 'container_disk')} "
         f"ELSE {_per_hour(VOLUME_GB_SQL, 'volume_stopped')} END AS per_hour "
-        f"FROM {pod_tables_sql()} WHERE p.status <> 'terminated' "
+        f"FROM {pod_tables_sql()} WHERE p.status <> 'terminated' AND p.kind = 'pod' "
         f"AND {scope.format(team_id='p.team_id')}"
     )
     volumes = (
         f"SELECT v.team_id, ROUND({NETWORK_VOLUME_MONTH_SQL} / 720, 10) "
         f"FROM {VOLUMES} v WHERE {scope.format(team_id='v.team_id')}"
     )
-    return (
-        f"SELECT team_id, SUM(per_hour) AS per_hour FROM ({pods} UNION ALL {volumes}) AS items "
-        "GROUP BY team_id"
-    )
+    items = " UNION ALL ".join([pods, volumes, *(sql(scope) for sql in BURN_SQL)])
+    return f"SELECT team_id, SUM(per_hour) AS per_hour FROM ({items}) AS items GROUP BY team_id"
 
 
 def funds_floor_sql(per_hour: str) -> str:

@@ -108,7 +108,9 @@ def submit(request: Request, endpoint: Endpoint, *, sync: bool) -> Job:
             actor=request.user, endpoint=endpoint, payload=payload, sync=sync
         )
     except services.JobError as error:
-        raise JobRefused(str(error)) from None
+        refused = JobRefused(str(error))
+        refused.status_code = error.status  # 402 when the team's funds ran low
+        raise refused from None
 
 
 @job_route("POST")

@@ -13,7 +13,7 @@ from django.db.models import Count, DateTimeField, ExpressionWrapper, F, Q, Valu
 from django.utils import timezone
 
 from billing.services import get_account
-from serverless import wakeup, webhooks
+from serverless import metering, wakeup, webhooks
 from serverless.models import Endpoint, Job, JobChunk, Worker, hash_secret
 from teams import audit
 from teams.models import Team, User
@@ -140,6 +140,9 @@ def _job_values(endpoint: Endpoint, payload) -> dict:
 
 @transaction.atomic
 def submit_job(*, actor, endpoint: Endpoint, payload, sync: bool = False) -> Job:
+    refused = metering.refusal(endpoint.team)
+    if refused:  # low funds: no worker would run it (402, the job API's error shape)
+        raise JobError(refused, status=402)
     job = Job.objects.create(
         endpoint=endpoint,
         is_sync=sync,
