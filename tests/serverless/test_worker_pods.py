@@ -8,6 +8,7 @@ there (README, "Serverless workers"); the template's start command runs the hand
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Iterator
 
@@ -23,6 +24,7 @@ from serverless.worker_bootstrap import CACHED_MARKER, INSTALLED_MARKER
 from tests.api.test_api_keys import make_key
 from tests.pods.conftest import parts, pods_settings, reap  # noqa: F401 (fixtures)
 from tests.pods.factories import fund
+from tests.pods.podman import RUN_PREFIX, podman_url  # noqa: F401 (a fixture)
 from tests.sdk_driver import Sdk, sdk_process
 from tests.security.conftest import needs_root
 from tests.serverless.factories import an_endpoint
@@ -32,6 +34,7 @@ from tests.serverless.gateway_live import (  # noqa: F401 (fixtures)
     worker_settings,
 )
 from tests.serverless.live import asgi_server, child_env  # noqa: F401 (a fixture)
+from tests.serverless.worker_image import worker_image
 from tests.waiting import wait_for
 
 # pods_settings (eager Celery: a deployed pod boots on commit) before worker_settings, whose
@@ -138,3 +141,34 @@ def test_a_sandboxed_worker_uses_the_gateway_and_an_unsandboxed_one_the_console(
     gateway_url = f"http://127.0.0.1:{GATEWAY_PORT}"
     assert worker_api_base(sandboxed) == worker_api_base(docker) == gateway_url
     assert worker_api_base(plain) == settings.SITE_URL
+
+
+DOCKER_HANDLER = """import runpod
+runpod.serverless.start({"handler": lambda job: {"echo": job["input"], "image": True}})
+"""
+
+
+def test_a_docker_worker_container_reaches_the_gateway_and_runs_a_job(
+    gateway,  # noqa: F811
+    podman_url,  # noqa: F811
+    sdk,
+    team,
+    parts,  # noqa: F811
+):
+    """On the docker runtime (Podman here) the image brings python and the runpod package;
+    the container gets the gateway socket's directory as a read-only bind mount."""
+    Machine.objects.filter(pk=parts["machine"].pk).update(
+        runtime="docker", runtime_settings={"base_url": podman_url, "name_prefix": RUN_PREFIX}
+    )
+    fund(team)
+    endpoint = an_endpoint(team)
+    command = "python3 -c " + shlex.quote(DOCKER_HANDLER)
+    image = worker_image(podman_url)
+    PodTemplate.objects.filter(pk=endpoint.template_id).update(start_command=command, image=image)
+    endpoint.refresh_from_db()
+    worker = start_worker(endpoint, flex=True)
+    assert (worker.pod.machine.runtime, worker.pod.kind) == ("docker", Pod.Kind.WORKER)
+    wait_for(lambda: Worker.objects.filter(pk=worker.pk, ready_at__isnull=False).exists(), 120)
+    run_sync = f'runpod.Endpoint("{endpoint.public_id}").run_sync({{"n": 1}}, timeout=60)'
+    assert sdk.call(run_sync) == {"echo": {"n": 1}, "image": True}
+    stop_worker(worker, "done")
