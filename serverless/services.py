@@ -414,7 +414,8 @@ def record_result(*, worker: Worker, job_id: str, body) -> Job | None:
     else:
         job.output = body.get("output")
         _finish(job, Job.Status.COMPLETED, now)
-    job.save()
+    # What a result changes, never the input again (up to 10 MB, written once at submission).
+    job.save(update_fields=["status", "output", "error", "completed_at", "expires_at"])
     _after_job(worker, now)
     return job
 

@@ -138,7 +138,8 @@ def _template_pk(team, template_id) -> int:
 
 def _volume_id(data: dict) -> str | None:
     """The one network volume named (networkVolumeId or networkVolumeIds), "" for none."""
-    ids = {entry.get("networkVolumeId") or "" for entry in data.get("networkVolumeIds") or []}
+    entries = data.get("networkVolumeIds") or []
+    ids = {(entry or {}).get("networkVolumeId") or "" for entry in entries}
     if data.get("networkVolumeId") is not None:
         ids.add(data["networkVolumeId"])
     ids.discard("")

@@ -84,6 +84,8 @@ def gpu_type_ids(text: str) -> list[str]:
         else:
             raise UnknownGpu(f"{item[:60]!r} is not a serverless GPU pool ({', '.join(POOLS)})")
         result.extend(gpu for gpu in found if gpu not in result)
+    if not result:
+        raise UnknownGpu("name at least one serverless GPU pool")
     return result
 
 

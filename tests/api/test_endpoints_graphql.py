@@ -303,6 +303,26 @@ def test_refused_input_is_a_clear_error_and_changes_nothing(
 
 
 @pytest.mark.django_db
+def test_hostile_input_is_refused_not_a_server_error(parts, team, template, secret):
+    endpoint = an_endpoint(team)
+    create = runpodctl("computeType")
+    for fields in [
+        {"name": "a\x00b", "templateId": template.public_id, "gpuIds": "AMPERE_48"},
+        {"name": "n", "templateId": "x\x00", "gpuIds": "AMPERE_48"},
+        {"name": "n", "templateId": template.public_id, "instanceIds": ["cpu\x00", None]},
+        {"name": "n", "templateId": template.public_id, "gpuIds": "," * 5000},
+        {"name": "n" * 101, "templateId": template.public_id, "gpuIds": "AMPERE_48"},
+        {"id": endpoint.public_id, "networkVolumeIds": [None, {"networkVolumeId": "v\x00"}]},
+        {"id": "e\x00", "workersMax": 2},
+    ]:
+        result = ctl(create, secret, {"input": fields})
+        assert error_code(result) in ("BAD_USER_INPUT", "NOT_FOUND"), (fields, result)
+    assert Endpoint.objects.get() == endpoint
+    endpoint.refresh_from_db()
+    assert endpoint.version == 1
+
+
+@pytest.mark.django_db
 def test_a_pod_template_and_another_teams_private_template_are_refused(
     parts, team, charlie, secret
 ):
