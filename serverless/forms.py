@@ -141,7 +141,7 @@ class EndpointForm(forms.ModelForm):
 
 class TestJobForm(forms.Form):
     input = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 6, "class": "font-monospace"}),
+        widget=forms.Textarea(attrs={"rows": 6, "class": "form-control font-monospace"}),
         initial='{\n  "prompt": "Hello"\n}',
         max_length=MAX_TEST_INPUT,
         help_text="The job's input, as JSON.",

@@ -267,11 +267,13 @@ def test_worker_rows_show_state_kind_gpu_and_their_pod(team, alice, parts):  # n
     Worker.objects.filter(pk=long_gone.pk).update(stopped_at=now - timedelta(hours=1))
     endpoint.version = 2
     endpoint.save()
-    html = detail(login(alice), endpoint, "live")
+    client = login(alice)
+    html = detail(client, endpoint, "live")
     row = html[html.index(f'data-worker="{worker.public_id}"') :].split("</tr>")[0]
     assert ">Idle<" in row and ">stale<" in row and "<td>active</td>" in row and "A40" in row
     assert f'href="{pod.get_absolute_url()}"' in row and 'data-testid="worker-logs-button"' in row
     assert "idle timeout" in html and long_gone.public_id not in html
+    assert client.get(pod.get_absolute_url()).status_code == 200  # the link leads somewhere
 
 
 @pytest.mark.django_db(transaction=True)
