@@ -326,3 +326,19 @@ def test_the_dashboards_deploy_step_points_at_serverless_endpoints(team, alice):
     html = login(alice).get(reverse("dashboard", args=[team.slug])).content.decode()
     url = reverse("endpoint_list", args=[team.slug])
     assert f'<a href="{url}" data-testid="serverless-step-link">' in html
+
+
+def test_a_jobs_page_shows_its_webhooks_last_delivery_escaped(team, alice):
+    endpoint = an_endpoint(team)
+    job = job_at(
+        endpoint,
+        "COMPLETED",
+        webhook="https://hooks.example.com/done",
+        webhook_attempts=3,
+        webhook_result=f"HTTP 500 {HOSTILE}"[:300],
+    )
+    url = reverse("endpoint_job", args=[team.slug, endpoint.public_id, job.public_id])
+    html = login(alice).get(url).content.decode()
+    webhook = html[html.index('data-testid="job-webhook"') :].split("</dd>")[0]
+    assert "https://hooks.example.com/done" in webhook and "not delivered · 3 attempts" in webhook
+    assert "last: HTTP 500 &lt;/code&gt;" in webhook and "<script>" not in html
