@@ -154,7 +154,7 @@ def test_a_timed_out_job_is_stopped_by_its_worker_which_the_autoscaler_then_keep
         row = Worker.objects.get(pk=worker.worker.pk)
         return row.last_seen_at > job.completed_at and job.public_id not in row.in_flight
 
-    wait_for(let_go, timeout=10)  # its next ping lists the job no more
+    wait_for(let_go, timeout=20)  # its next ping lists the job no more
     assert autoscale().get("stopped", 0) == 0
     row = Worker.objects.get(pk=worker.worker.pk)
     assert row.state != Worker.State.STOPPED and row.billed_until is None
