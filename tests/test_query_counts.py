@@ -21,8 +21,8 @@ PAGES = {
     "template_list": 14,
     "storage": 16,
     "pod_deploy": 24,
-    "billing": 22,
-    "billing_ledger": 16,
+    "billing": 23,  # the open accruals: pods' (a savepoint, JIT off) and serverless workers'
+    "billing_ledger": 17,
 }
 
 

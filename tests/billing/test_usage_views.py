@@ -17,13 +17,10 @@ from django.urls import reverse
 
 from billing import reports, services
 from billing.money import minute_charge
-from pods.metering import meter
+from pods.metering import close_delay, meter
 from pods.models import Pod
 from tests.conftest import login
-from tests.pods.factories import catalogue, fund, hours_close_on_the_hour, stopped_pod  # noqa: F401 (a fixture)
-
-# These tests are about amounts and rows; when a spread-out hour closes is test_rollup.py's.
-pytestmark = pytest.mark.usefixtures("hours_close_on_the_hour")
+from tests.pods.factories import catalogue, fund, posted_by, stopped_pod
 
 RATE = Decimal("0.79")  # an A40's secure price per hour
 
@@ -249,16 +246,17 @@ def count_queries(client, url: str, query: dict) -> int:
 
 
 # Session, user, membership; the page (its count read with it), period totals, the total; the open
-# accruals (a query in a savepoint with JIT off, pods.metering): the same for any number of rows.
+# accruals (pods': a query in a savepoint with JIT off, pods.metering; serverless workers': one
+# query, serverless.metering): the same for any number of rows.
 @pytest.mark.parametrize(
     ("name", "query", "most"),
     [
-        ("billing_ledger", {}, 15),
-        ("billing_ledger", {"group": "hour"}, 15),
-        ("billing_ledger", {"group": "entry"}, 15),
-        ("billing_ledger", {"group": "hour", "resource": "pod:p0", "since": "2026-12-01"}, 15),
-        ("billing_ledger_csv", {"group": "hour"}, 11),
-        ("billing", {}, 22),
+        ("billing_ledger", {}, 16),
+        ("billing_ledger", {"group": "hour"}, 16),
+        ("billing_ledger", {"group": "entry"}, 16),
+        ("billing_ledger", {"group": "hour", "resource": "pod:p0", "since": "2026-12-01"}, 16),
+        ("billing_ledger_csv", {"group": "hour"}, 12),
+        ("billing", {}, 23),
     ],
 )
 def test_the_statement_runs_the_same_queries_for_few_and_many_resources(
@@ -303,14 +301,22 @@ def test_a_metered_pod_reads_per_hour_at_exactly_its_rate(team, alice):
         pod = stopped_pod(team, parts["machine"], name="trainer", status=Pod.Status.RUNNING)
         Pod.objects.filter(pk=pod.pk).update(metered_until=start)
     client = login(alice)
-    with time_machine.travel(start + timedelta(hours=2, seconds=5), tick=False):
-        meter(until=start + timedelta(hours=2))
-        hours = statement_lines(client, team, group="hour", kind="usage_compute")
-        days = statement_lines(client, team, kind="usage_compute")
+    until = posted_by(start + timedelta(hours=2), team)  # the minutes after 12:00 are open
+    with time_machine.travel(until + timedelta(seconds=5), tick=False):
+        meter(until=until)
+        hours = posted_lines(client, team, group="hour", kind="usage_compute")
+        days = posted_lines(client, team, kind="usage_compute")
         entries = client.get(reverse("billing_ledger", args=[team.slug]) + "?" + hours[0].drill)
     assert [(line.period.hour, line.amount) for line in hours] == [(11, -RATE), (10, -RATE)]
     assert [line.amount for line in days] == [-2 * RATE]
     assert entries.context["total"] == -RATE
+
+
+def posted_lines(client, team, **query) -> list[reports.LedgerLine]:
+    response = client.get(reverse("billing_ledger", args=[team.slug]), query)
+    assert response.status_code == 200
+    sections = response.context["sections"]
+    return [line for section in sections if not section.is_open for line in section.lines]
 
 
 def test_the_open_hour_shows_what_is_charged_and_not_posted_yet(team, alice):
@@ -321,8 +327,12 @@ def test_the_open_hour_shows_what_is_charged_and_not_posted_yet(team, alice):
         pod = stopped_pod(team, parts["machine"], name="trainer", status=Pod.Status.RUNNING)
         Pod.objects.filter(pk=pod.pk).update(metered_until=start)
     client = login(alice)
-    with time_machine.travel(start + timedelta(minutes=90, seconds=5), tick=False):
-        meter(until=start + timedelta(minutes=90))
+    # Half an hour into the next hour, or later if the team's hour 10:00 closes later.
+    minutes = max(30, close_delay(team.pk) // timedelta(minutes=1))
+    until = start + timedelta(hours=1, minutes=minutes)
+    open_cost = cost(span(start + timedelta(hours=1), minutes))
+    with time_machine.travel(until + timedelta(seconds=5), tick=False):
+        meter(until=until)
         page = client.get(reverse("billing_ledger", args=[team.slug]), {"kind": "usage_compute"})
         overview = client.get(reverse("billing", args=[team.slug]))
         rows = read_csv(client, team, kind="usage_compute")
@@ -334,8 +344,8 @@ def test_the_open_hour_shows_what_is_charged_and_not_posted_yet(team, alice):
     [line] = opened.lines
     assert (line.resource, line.open_minutes, line.amount) == (
         f"pod:{pod.public_id}",
-        30,
-        -RATE / 2,
+        minutes,
+        -open_cost,
     )
     assert [line.amount for line in posted.lines] == [-RATE]
     assert page.context["total"] == -RATE  # the ledger holds the closed hour only
@@ -343,12 +353,12 @@ def test_the_open_hour_shows_what_is_charged_and_not_posted_yet(team, alice):
     assert "charged, posted when the hour closes" in overview.content.decode()
     # The closed hour is one rolled-up row.
     assert [(row["row"], row["entries"]) for row in rows] == [
-        ("open", "30"),
+        ("open", str(minutes)),
         ("usage", "1"),
         ("period_total", "1"),
         ("total", "1"),
     ]
-    assert Decimal(rows[0]["amount_usd"]) == -RATE / 2 and rows[0]["posted_at"] == ""
+    assert Decimal(rows[0]["amount_usd"]) == -open_cost and rows[0]["posted_at"] == ""
     assert [section.is_open for section in in_hour.context["sections"]] == [True]
     assert elsewhere.context["sections"] == []
     assert Decimal(rows[-1]["amount_usd"]) == -RATE
