@@ -21,6 +21,7 @@ from serverless.gateway import GATEWAY_PORT
 from serverless.models import Job
 from serverless.worker_bootstrap import forwarder_script
 from tests.pods.factories import fund
+from tests.pods.podman import RUN_PREFIX, podman_url  # noqa: F401 (a fixture)
 from tests.security.conftest import console_listener, needs_root  # noqa: F401 (a fixture)
 from tests.serverless.factories import a_worker, an_endpoint
 from tests.serverless.gateway_live import (  # noqa: F401 (fixtures)
@@ -30,6 +31,7 @@ from tests.serverless.gateway_live import (  # noqa: F401 (fixtures)
     request,
     worker_settings,
 )
+from tests.serverless.worker_image import worker_image
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker_settings")]
@@ -146,7 +148,14 @@ def attempt(name, action):
 def connect(host, port):
     socket.create_connection((host, int(port)), timeout=3).close()
     return "connected"
-for host in ("127.0.0.1", "10.0.2.2"):
+def default_gateway():
+    # The host's side of the pod's network: slirp4netns' 10.0.2.2, a container bridge's address.
+    for line in open("/proc/net/route").read().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == "00000000":
+            return socket.inet_ntoa(bytes.fromhex(fields[2])[::-1])
+report["hosts"] = ["127.0.0.1", default_gateway()]
+for host in report["hosts"]:
     for name in ("CONSOLE_PORT", "POSTGRES_PORT", "REDIS_PORT"):
         attempt(name + "@" + host, lambda: connect(host, env[name]))
 def http(method, path):
@@ -171,11 +180,13 @@ exec sleep infinity"""
 
 
 class Pod:
-    def __init__(self, command: str, env: dict, worker: bool) -> None:
-        self.backend = get_backend("process", {"sandbox": "bwrap"})
+    def __init__(
+        self, command: str, env: dict, worker: bool, backend=None, image: str = ""
+    ) -> None:
+        self.backend = backend or get_backend("process", {"sandbox": "bwrap"})
         self.spec = PodSpec(
             pod_id="atk" + secrets.token_hex(5),
-            image="runpod/worker",
+            image=image or "runpod/worker",
             command=command,
             env=env,
             worker_gateway=worker,
@@ -233,7 +244,13 @@ def test_from_inside_a_worker_pod_only_the_worker_protocol_answers(
     command = forwarder_script(gateway_port=GATEWAY_PORT) + "\n" + ATTACK
     pods.append(Pod(command, env, worker=True))
     report = pods[0].report()
-    for host in ("127.0.0.1", "10.0.2.2"):
+    assert report["hosts"] == ["127.0.0.1", "10.0.2.2"]
+    assert_only_the_worker_protocol_answers(report, console_listener)
+
+
+def assert_only_the_worker_protocol_answers(report: dict, console_listener) -> None:  # noqa: F811
+    assert report["hosts"][1], "the pod's network has no default route"
+    for host in report["hosts"]:
         for name in ("CONSOLE_PORT", "POSTGRES_PORT", "REDIS_PORT"):
             assert report[f"{name}@{host}"].startswith("failed"), (name, host)
     assert console_listener.accepted == []
@@ -255,3 +272,19 @@ def test_a_pod_of_kind_pod_gets_no_gateway(gateway, cast, console_listener, pods
     answers = [report["own_ping"], report["other_ping"], *report["http"].values()]
     assert [a for a in answers if not isinstance(a, str)] == [], answers
     assert console_listener.accepted == []
+
+
+def test_from_inside_a_docker_worker_container_only_the_worker_protocol_answers(
+    gateway,  # noqa: F811
+    cast,
+    console_listener,  # noqa: F811
+    podman_url,  # noqa: F811
+    pods,
+):
+    """The same attack from a WORKER container on Podman (the image has python): its bridge
+    gateway is the host's side of the container's network."""
+    backend = get_backend("docker", {"base_url": podman_url, "name_prefix": RUN_PREFIX})
+    env = attack_env(cast, console_listener.port)
+    command = forwarder_script(gateway_port=GATEWAY_PORT) + "\n" + ATTACK
+    pods.append(Pod(command, env, True, backend, worker_image(podman_url)))
+    assert_only_the_worker_protocol_answers(pods[0].report(), console_listener)
