@@ -23,7 +23,7 @@ from pods.metering import meter
 from pods.models import Pod
 from referrals.commissions import process
 from referrals.models import Commission, Program
-from serverless import metering
+from serverless import launch, metering, services
 from serverless.metering import meter_workers, settle_worker
 from serverless.models import Job, Worker
 from teams.models import AuditEvent
@@ -189,29 +189,28 @@ def test_initializing_time_is_free(team, endpoint):
     assert_ledger_clean()
 
 
-def test_billed_until_caps_a_timed_out_job_s_worker(team, endpoint):
+def test_a_timed_out_job_is_billed_only_up_to_its_timeout(team, endpoint):
     worker = ready_worker(endpoint, ready=at(0))
-    job = Job.objects.create(
-        endpoint=endpoint,
-        input={},
-        execution_timeout=30,
-        status=Job.Status.IN_PROGRESS,
-        worker=worker,
-        started_at=at(1),
-    )
-    meter_workers(until=at(3))  # the sweep has not timed the job out yet: billing waits
+    with time_machine.travel(at(1), tick=False):
+        [job] = submit(endpoint)
+        services.claim_jobs(worker=worker, count=1)  # started at 10:01:00, 30 s allowed
+    meter(until=at(2))  # the sweep has not timed it out yet: billing stops at the deadline
     assert spent(team) == seconds_cost(PRICE, at(0), at(1, 30))
-    # The sweep times it out; the worker still holds it, so it is stopped, billed to 10:01:30.
-    Job.objects.filter(pk=job.pk).update(status=Job.Status.TIMED_OUT)
-    Worker.objects.filter(pk=worker.pk).update(
-        billed_until=at(1, 30), stopped_at=at(3, 20), state=Worker.State.STOPPED
-    )
-    settle_worker(worker, at=at(3, 20))
-    meter_workers(until=at(4))
+    assert services.sweep_jobs(now=at(2, 3))["timed_out"] == 1
+    # The worker kept the job past the grace: the autoscaler stops it, billed to the timeout.
+    launch.stop_worker(worker, "kept a timed-out job", now=at(2, 15), billed_until=at(1, 30))
+    meter(until=at(3))
+    job.refresh_from_db()
     row = worker_rows().get()
+    assert job.status == Job.Status.TIMED_OUT and Worker.objects.get(pk=worker.pk).stopped_at
     assert (row.period_start, row.period_end) == (T0, at(1, 30))
     assert -row.amount == seconds_cost(PRICE, at(0), at(1, 30)) == spent(team)
     assert_ledger_clean()
+
+
+def submit(endpoint, n: int = 1) -> list[Job]:
+    payload = {"input": {}, "policy": {"executionTimeout": 30_000}}
+    return [services.submit_job(actor=None, endpoint=endpoint, payload=payload) for _ in range(n)]
 
 
 def test_hour_rows_are_posted_once_and_the_stop_settles_the_rest(team, endpoint):
