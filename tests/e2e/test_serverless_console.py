@@ -12,12 +12,25 @@ from playwright.sync_api import expect
 from serverless.models import Endpoint
 from tests.e2e.test_pod_origin import console
 from tests.e2e.test_pods import acme, signed_in
-from tests.serverless.factories import serverless_template
+from tests.serverless.factories import an_endpoint, serverless_template
 from tests.serverless.live import WorkerProcess
 
 __all__ = ["acme", "console"]
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+# The page's visibility as the browser reports it, switched the way a tab switch does.
+HIDE = """Object.defineProperty(document, "hidden", {value: true, configurable: true});
+document.dispatchEvent(new Event("visibilitychange"));"""
+SHOW = """Object.defineProperty(document, "hidden", {value: false, configurable: true});
+document.dispatchEvent(new Event("visibilitychange"));"""
+COUNT_SENDS = """window.liveSends = 0;
+document.body.addEventListener("htmx:beforeSend", (event) => {
+  if (event.detail.requestConfig.path.includes("partial=live")) window.liveSends += 1;
+});
+document.body.addEventListener("htmx:afterSwap", () => {
+  document.body.dataset.liveSwaps = Number(document.body.dataset.liveSwaps || 0) + 1;
+});"""
 
 
 def create_endpoint(page, console: str, team, template) -> Endpoint:
@@ -64,3 +77,25 @@ def test_the_tester_sends_a_job_that_a_real_worker_completes_in_place(
         assert endpoint.jobs.count() == 1 and page.evaluate("window.notReloaded") is True
     finally:
         worker.close()
+
+
+def test_the_live_part_pauses_while_the_tab_is_hidden(live_url, login_page, verified_user):
+    """Playwright's clock drives htmx's 3 s poll; the page counts the requests htmx sends
+    (htmx:beforeSend fires in the timer's own turn, so the count is exact when run_for ends)
+    and the swaps (a poll's answer arrives in real time: wait for it before moving the clock)."""
+    user = verified_user("dana@example.com")
+    endpoint = an_endpoint(user.memberships.get().team)
+    page = login_page(user)
+    page.clock.install()
+    page.goto(live_url(endpoint.get_absolute_url()))
+    page.evaluate(COUNT_SENDS)
+    sent = lambda: page.evaluate("window.liveSends")  # noqa: E731
+    page.clock.run_for(3_500)
+    assert sent() == 1
+    expect(page.locator("body")).to_have_attribute("data-live-swaps", "1")
+    page.evaluate(HIDE)
+    page.clock.run_for(10_000)
+    assert sent() == 1  # three periods hidden: nothing sent
+    page.evaluate(SHOW)
+    assert sent() == 2  # at once, without waiting for the next period
+    expect(page.locator("body")).to_have_attribute("data-live-swaps", "2")
