@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from pods.models import Pod
 from pods.services import terminate_pod
-from serverless import launch, services
+from serverless import launch
 from serverless.models import Endpoint, Job, ScalerType, Worker
 
 log = logging.getLogger(__name__)
@@ -239,8 +239,6 @@ def _start(endpoint: Endpoint, count: int, *, flex: bool) -> Counter:
 
 
 def _grow(endpoint: Endpoint, now: datetime) -> Counter:
-    if not services.team_can_run(endpoint.team):
-        return Counter()
     counts = Counter()
     for worker in _live(endpoint):
         if worker.state == Worker.State.THROTTLED:

@@ -17,7 +17,7 @@ from django.utils import timezone
 from pods import services as pod_services
 from pods.models import CloudType, GpuType, Pod
 from pods.services import DeployRequest, PodError
-from serverless import wakeup
+from serverless import metering, wakeup
 from serverless.gateway import worker_api_base, worker_command
 from serverless.models import Endpoint, Job, Worker, hash_secret
 from serverless.services import RETENTION, worker_env
@@ -121,9 +121,18 @@ def _arm(worker: Worker, pod: Pod) -> None:
     pod.save(update_fields=["env", "start_command"])
 
 
+def _check_funds(endpoint: Endpoint) -> None:
+    """Low funds would stop the worker at the next tick: start none (serverless.metering)."""
+    choices = _choices(endpoint)
+    price = _price(endpoint, choices[0]) if choices else Decimal(0)
+    if refused := metering.refusal(endpoint.team, price):
+        raise LaunchError(refused)
+
+
 @transaction.atomic
 def place_worker(worker: Worker) -> Worker:
     """Deploy the worker's pod, or leave it THROTTLED when no machine has its GPUs free."""
+    _check_funds(worker.endpoint)
     placed = _deploy(worker)
     if placed is None:
         was = worker.state
@@ -202,5 +211,6 @@ def stop_worker(
         worker.billed_until = billed_until
         fields.append("billed_until")
     worker.save(update_fields=fields)
+    metering.settle_worker(worker, at=now)  # every second up to the stop is charged now
     _audit(worker, "stopped", reason=reason[:300], **jobs)
     return jobs

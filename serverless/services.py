@@ -12,7 +12,6 @@ from django.db import transaction
 from django.db.models import Count, DateTimeField, ExpressionWrapper, F, Q, Value
 from django.utils import timezone
 
-from billing.services import get_account
 from serverless import metering, wakeup, webhooks
 from serverless.models import Endpoint, Job, JobChunk, Worker, hash_secret
 from teams import audit
@@ -289,13 +288,6 @@ def drain_stream(job: Job) -> list:
 
 
 # Workers: registration and the protocol --------------------------------------------------
-
-
-def team_can_run(team: Team) -> bool:
-    """May the team's endpoints start workers? Not at or below zero, nor while pods.funds
-    holds it in a low-funds episode (its pods and workers were stopped)."""
-    account = get_account(team)
-    return account.balance > 0 and account.low_funds_since is None
 
 
 @transaction.atomic

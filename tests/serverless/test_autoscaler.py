@@ -10,12 +10,14 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.db import connections
+from django.db.models import Sum
 from django.utils import timezone
 
+from billing.models import LedgerEntry
 from billing.services import adjust_balance, get_account
 from pods import services as pod_services
 from pods.models import Pod
-from serverless import launch, services
+from serverless import launch, metering, services
 from serverless.autoscaler import autoscale, scale_endpoint
 from serverless.models import Job, ScalerType, Worker
 from teams.models import AuditEvent
@@ -154,11 +156,11 @@ def test_it_places_on_the_next_gpu_in_priority_then_throttles_and_retries(team, 
 
 def test_it_starts_no_worker_for_a_team_without_funds(team, parts, clock):
     endpoint = an_endpoint(team, workers_min=1)
-    assert services.team_can_run(team)
+    assert metering.team_can_run(team)
     spent = -get_account(team).balance
     adjust_balance(team=team, amount=spent, reason="spent", actor=None, key="spent")
-    assert not services.team_can_run(team)
-    assert autoscale(now=clock(0)) == {}
+    assert not metering.team_can_run(team)
+    assert autoscale(now=clock(0)) == {"refused": 1}
     assert not endpoint.workers.exists()
 
 
@@ -259,6 +261,9 @@ def test_a_job_past_its_timeout_is_timed_out_and_a_worker_that_keeps_it_is_stopp
     assert stubborn.state == Worker.State.STOPPED
     assert stubborn.billed_until == kept.started_at + timedelta(seconds=20)
     assert stubborn.pod.status == Pod.Status.STOPPING
+    # Settled at the stop, and billed only up to the timeout: 20 s at $1.185/h.
+    rows = LedgerEntry.objects.filter(kind="usage_serverless", source_id=stubborn.public_id)
+    assert rows.aggregate(total=Sum("amount"))["total"] == Decimal("-0.0065833333")
     obedient.refresh_from_db()
     assert obedient.state != Worker.State.STOPPED and obedient.billed_until is None
 
