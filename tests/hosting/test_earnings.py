@@ -4,7 +4,6 @@ minus the 24 % service fee with its split; payouts recorded by staff in the admi
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-import pytest
 from django.urls import reverse
 
 from hosting import earnings
@@ -12,12 +11,9 @@ from hosting.models import Payout
 from pods.metering import meter
 from teams.models import AuditEvent
 from tests.conftest import login
-from tests.pods.factories import fund, hours_close_on_the_hour  # noqa: F401 (a fixture)
+from tests.pods.factories import fund, posted_by
 from tests.pods.test_machine_admin import staff
 from tests.pods.test_metering import running_pod
-
-# These tests are about amounts and rows; when a spread-out hour closes is test_rollup.py's.
-pytestmark = pytest.mark.usefixtures("hours_close_on_the_hour")
 
 T0 = datetime(2026, 10, 31, 22, 0, tzinfo=UTC)
 
@@ -27,7 +23,8 @@ def test_it_counts_its_machines_pods_per_month_minus_the_fee(alice, listed, part
     fund(renter, "100")
     mine = running_pod(renter, listed.machine, metered_until=T0)  # A40 at $0.79/h
     running_pod(renter, parts["machine"], metered_until=T0)  # the platform's machine
-    meter(until=T0 + timedelta(hours=3))  # two hours in October, one in November
+    # Two hours in October, one in November, posted (the minutes after them are still open).
+    meter(until=posted_by(T0 + timedelta(hours=3), renter))
     lines = earnings.month_lines(listed.team)
     assert [(line.month, line.revenue) for line in lines] == [
         (date(2026, 11, 1), Decimal("0.79")),

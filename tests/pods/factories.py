@@ -1,8 +1,7 @@
 """Catalogue and pod helpers for the pods tests (real rows, real services)."""
 
+from datetime import datetime
 from decimal import Decimal
-
-import pytest
 
 from billing.services import adjust_balance
 from pods.models import CloudType, CpuInstanceType, DataCenter, GpuType, Machine, Pod, PodTemplate
@@ -136,11 +135,10 @@ def stopped_pod(team, machine, **fields) -> Pod:
     return Pod.objects.create(**values)
 
 
-@pytest.fixture
-def hours_close_on_the_hour(monkeypatch) -> None:
-    """Every team's hour rows posted by the tick at the hour (pods.metering.close_delay 0), for
-    tests about what rows hold rather than when they appear; when a spread-out hour closes is
-    tests/pods/test_rollup.py's subject."""
-    from pods import metering
+def posted_by(until: datetime, *teams) -> datetime:
+    """The first tick at which the teams' hours before `until` (an hour boundary) are all
+    posted: `until` plus the longest of their close delays (pods.metering.close_delay). The
+    next hour is still open then (a delay is under an hour), so the rows are exactly those."""
+    from pods.metering import close_delay
 
-    monkeypatch.setattr(metering, "CLOSE_SPREAD", 1)
+    return until + max(close_delay(team.pk) for team in teams)

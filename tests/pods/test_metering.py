@@ -13,15 +13,15 @@ from billing.models import BillingAccount, LedgerEntry
 from billing.money import period_share
 from billing.usage import open_accruals
 from pods import metering
-from pods.metering import change_status, meter
+from pods.metering import change_status, close_delay, meter
 from pods.models import NetworkVolume, Pod
 from tests.billing.test_concurrency import run_in_threads
-from tests.pods.factories import catalogue, fund, hours_close_on_the_hour, stopped_pod  # noqa: F401 (a fixture)
+from tests.pods.factories import catalogue, fund, posted_by, stopped_pod
 
-# These tests are about amounts and rows; when a spread-out hour closes is test_rollup.py's.
-pytestmark = pytest.mark.usefixtures("hours_close_on_the_hour")
-
+# A team's hour rows are posted close_delay(team) after the hour (test_rollup.py's subject):
+# the tests that read rows tick at posted_by(the hour's end, team).
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
 
 
 def running_pod(team, machine, **fields) -> Pod:
@@ -66,11 +66,12 @@ def team(team):
 
 def test_it_charges_exactly_079_for_60_minutes_at_079_per_hour(team, parts):
     pod = running_pod(team, parts["machine"])  # A40, Secure Cloud, $0.79/h
-    meter(until=T0 + timedelta(minutes=60))
+    meter(until=T0 + HOUR)
     assert charged(pod, "usage_compute") == Decimal("0.79")
+    meter(until=posted_by(T0 + HOUR, team))
     [row] = usage_rows()  # one row for the hour; no $0 storage row
     assert (row.kind, row.amount, row.minutes) == ("usage_compute", Decimal("-0.79"), 60)
-    assert (row.period_start, row.period_end) == (T0, T0 + timedelta(hours=1))
+    assert (row.period_start, row.period_end) == (T0, T0 + HOUR)
     call_command("check_ledger")
 
 
@@ -88,7 +89,7 @@ def test_each_minute_is_the_same_share_python_computes(team, parts):
     assert (line.kind, line.hour, line.minutes) == ("usage_compute", T0, 2)
     assert line.amount == -period_sum(Decimal("0.79"), 2, first=minute)
     call_command("check_ledger")
-    meter(until=T0 + timedelta(minutes=61))
+    meter(until=posted_by(T0 + HOUR, team))
     row = usage_rows().get()
     assert row.idempotency_key == f"pod:{pod.public_id}:compute:202611021007-202611021100"
     assert row.amount == -period_sum(Decimal("0.79"), 53, first=minute)
@@ -120,7 +121,7 @@ def test_network_volumes_use_the_rate_of_their_size(team, parts, size_gb, monthl
     volume = NetworkVolume.objects.create(
         team=team, name="data", size_gb=size_gb, data_center=parts["dc"], metered_until=T0
     )
-    meter(until=T0 + timedelta(days=30))
+    meter(until=posted_by(T0 + timedelta(days=30), team))
     entries = LedgerEntry.objects.filter(source_type="network_volume", source_id=volume.public_id)
     assert -entries.aggregate(total=Sum("amount"))["total"] == Decimal(monthly)
 
@@ -156,11 +157,12 @@ def test_running_the_same_tick_twice_charges_nothing_more(team, parts):
 def test_catch_up_after_downtime_charges_each_missed_minute_once(team, parts):
     pod = running_pod(team, parts["machine"])
     meter(until=T0 + timedelta(minutes=2))
-    meter(until=T0 + timedelta(minutes=62))  # the scheduler was down for an hour
-    assert charged(pod, "usage_compute") == Decimal("0.79") + period_share(
-        Decimal("0.79"), int(T0.timestamp()) // 60 + 60, 60
-    ) + period_share(Decimal("0.79"), int(T0.timestamp()) // 60 + 61, 60)
-    assert usage_rows().count() == 1  # the hour that passed; minutes 60-61 are open
+    late = 2 + close_delay(team.pk) // timedelta(minutes=1)
+    meter(until=T0 + HOUR + timedelta(minutes=late))  # the scheduler was down for an hour
+    assert charged(pod, "usage_compute") == Decimal("0.79") + period_sum(
+        Decimal("0.79"), late, first=int(T0.timestamp()) // 60 + 60
+    )
+    assert usage_rows().count() == 1  # the hour that passed; the minutes after it are open
     call_command("check_ledger")
 
 
@@ -240,14 +242,16 @@ def busy_teams(parts, teams: int, pods: int, **fields) -> list[Pod]:
 def test_two_ticks_at_once_charge_each_pod_minute_once():
     parts = catalogue()
     pods = busy_teams(parts, 6, 5, volume_gb=5)
-    for until in (T0 + timedelta(minutes=58), T0 + timedelta(minutes=70)):
+    closed = posted_by(T0 + HOUR, *{pod.team for pod in pods})
+    for until in (T0 + timedelta(minutes=58), closed):
         run_in_threads(lambda until=until: meter(until=until, batch_size=2), [(), ()])
         call_command("check_ledger")
     assert usage_rows().filter(kind="usage_compute").count() == 30  # one per pod and hour
     assert usage_rows().filter(kind="usage_storage").count() == 30
+    after = (closed - T0 - HOUR) // timedelta(minutes=1)
     for pod in pods:
         assert charged(pod, "usage_compute") == Decimal("0.79") + period_sum(
-            Decimal("0.79"), 10, first=int(T0.timestamp()) // 60 + 60
+            Decimal("0.79"), after, first=int(T0.timestamp()) // 60 + 60
         )
 
 

@@ -16,11 +16,8 @@ from referrals.commissions import process
 from referrals.models import Commission, Program, Referrer
 from teams.models import AuditEvent, User
 from tests.conftest import login
-from tests.pods.factories import hours_close_on_the_hour  # noqa: F401 (a fixture)
+from tests.pods.factories import posted_by
 from tests.referrals.conftest import HOUR, T0, gpu_machine, referred, running_pod
-
-# Amounts and rows here; when a spread-out hour closes is tests/pods/test_rollup.py's.
-pytestmark = pytest.mark.usefixtures("hours_close_on_the_hour")
 
 
 @pytest.fixture
@@ -79,7 +76,7 @@ def test_it_keeps_referrals_and_commissions_read_only(staff, alice, programs):
 def test_it_posts_a_manual_adjustment_through_the_ledger(staff, alice, team, programs):
     friend = referred(alice, "friend@example.com")
     running_pod(friend, gpu_machine("1.00"))
-    meter(until=T0 + HOUR)
+    meter(until=posted_by(T0 + HOUR, friend))
     process()
     referrer = Referrer.objects.get(user=alice)
     url = reverse("admin:referrals_referrer_adjust", args=[referrer.pk])
@@ -105,7 +102,7 @@ def test_it_posts_a_manual_adjustment_through_the_ledger(staff, alice, team, pro
 def test_the_commission_rows_are_append_only(alice, programs):
     friend = referred(alice, "friend@example.com")
     running_pod(friend, gpu_machine("1.00"))
-    meter(until=T0 + HOUR)
+    meter(until=posted_by(T0 + HOUR, friend))
     process()
     commission = Commission.objects.first()
     with pytest.raises(PermissionError):

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from billing.models import BillingAccount, LedgerEntry
 from billing.money import round_cents
 from billing.services import post_entry
-from pods.metering import meter
+from pods.metering import change_status, meter
 from pods.models import Pod
 from referrals.commissions import process
 from referrals.models import Commission, CommissionCursor, Referral, TemplateUnlock
@@ -17,7 +17,7 @@ from referrals.tasks import process_commissions_task
 from teams.models import Membership, Role
 from teams.services import convert_to_team
 from tests.billing.test_concurrency import run_in_threads
-from tests.pods.factories import hours_close_on_the_hour  # noqa: F401 (a fixture)
+from tests.pods.factories import posted_by
 from tests.referrals.conftest import (
     HOUR,
     T0,
@@ -29,8 +29,8 @@ from tests.referrals.conftest import (
     top_up,
 )
 
-# These tests are about amounts and rows; when a spread-out hour closes is test_rollup.py's.
-pytestmark = pytest.mark.usefixtures("hours_close_on_the_hour")
+# A team's hour rows are posted close_delay(team) after the hour (tests/pods/test_rollup.py):
+# each test ticks at posted_by(the end of its last hour, its teams), its minutes after open.
 
 
 def balance(team) -> Decimal:
@@ -43,11 +43,12 @@ def personal_team(user):
 
 def test_it_pays_60_dollars_for_20_referred_users_spending_100_dollars_on_pods(alice, programs):
     machine = gpu_machine("5.00")
+    teams = []
     for n in range(20):
-        team = referred(alice, f"friend{n}@example.com")
-        top_up(team, "100")
-        running_pod(team, machine)
-    meter(until=T0 + 20 * HOUR)  # 20 h at $5/h = $100 each, in one catch-up
+        teams.append(referred(alice, f"friend{n}@example.com"))
+        top_up(teams[-1], "110")  # $100 posted, the open minutes after, and the runway
+        running_pod(teams[-1], machine)
+    meter(until=posted_by(T0 + 20 * HOUR, *teams))  # 20 h at $5/h = $100 each, one catch-up
 
     result = process()
 
@@ -67,12 +68,15 @@ def test_it_pays_18_14_for_20_users_running_a_template_for_a_week_at_054(alice, 
     template = public_template(alice, personal_team(alice))
     # The template's first day of runtime (the creator's own pod) unlocks the program.
     own = running_pod(personal_team(alice), machine, template=template)
-    meter(until=T0 + 24 * HOUR)
-    Pod.objects.filter(pk=own.pk).update(status=Pod.Status.TERMINATED)
+    day = posted_by(T0 + 24 * HOUR, personal_team(alice))
+    meter(until=day)
+    change_status(own, Pod.Status.TERMINATED, at=day)
+    own.save()
+    teams = []
     for n in range(20):
-        _, team = new_account(f"user{n}@example.com")
-        running_pod(team, machine, template=template, since=T0 + 24 * HOUR)
-    meter(until=T0 + 24 * HOUR + 168 * HOUR)
+        teams.append(new_account(f"user{n}@example.com")[1])
+        running_pod(teams[-1], machine, template=template, since=T0 + 24 * HOUR)
+    meter(until=posted_by(T0 + 24 * HOUR + 168 * HOUR, *teams))
 
     process()
 
@@ -100,7 +104,7 @@ def test_it_pays_nothing_on_top_ups_without_spend(alice, programs):
 def test_it_writes_one_commission_per_usage_entry_when_processed_twice(alice, programs):
     team = referred(alice, "friend@example.com")
     running_pod(team, gpu_machine("1.20"))
-    meter(until=T0 + HOUR)
+    meter(until=posted_by(T0 + HOUR, team))
     process()
     # Even with the cursor moved back by hand, the usage entries earn nothing again.
     CommissionCursor.objects.update(position=0)
@@ -117,7 +121,7 @@ def test_it_writes_each_commission_once_when_two_runs_race(programs):
     referrer, _ = new_account("racer@example.com")
     team = referred(referrer, "friend@example.com")
     running_pod(team, gpu_machine("1.20"))
-    meter(until=T0 + HOUR)
+    meter(until=posted_by(T0 + HOUR, team))
     first = LedgerEntry.objects.filter(team=team).order_by("id").first()
     CommissionCursor.objects.create(name="commissions", position=first.pk - 1)
 
@@ -134,7 +138,7 @@ def test_it_pays_nothing_after_a_program_ended(alice, programs):
     programs["pods"].save()
     team = referred(alice, "late@example.com")
     running_pod(team, gpu_machine("2.00"))
-    meter(until=T0 + HOUR)
+    meter(until=posted_by(T0 + HOUR, team))
 
     assert process().commissions == 0
     assert not Commission.objects.exists()
@@ -145,7 +149,7 @@ def test_it_counts_spend_on_the_last_day_of_a_program(alice, programs):
     programs["pods"].save()
     team = referred(alice, "just-in-time@example.com")
     running_pod(team, gpu_machine("2.00"))
-    meter(until=T0 + HOUR)
+    meter(until=posted_by(T0 + HOUR, team))
 
     process()
 
@@ -190,7 +194,7 @@ def test_it_stops_paying_once_the_referrer_joins_the_referred_account(alice, pro
     convert_to_team(team=team, actor=founder, name="Startup")
     Membership.objects.create(team=team, user=alice, role=Role.DEV)
     running_pod(team, gpu_machine("2.00"))
-    meter(until=T0 + HOUR)
+    meter(until=posted_by(T0 + HOUR, team))
 
     assert process().commissions == 0
 
@@ -198,7 +202,7 @@ def test_it_stops_paying_once_the_referrer_joins_the_referred_account(alice, pro
 def test_it_pays_no_template_commission_on_the_creators_own_teams(alice, team, programs):
     template = public_template(alice, team)
     running_pod(team, gpu_machine("0.54"), template=template)
-    meter(until=T0 + 30 * HOUR)
+    meter(until=posted_by(T0 + 30 * HOUR, team))
 
     assert process().commissions == 0
 
@@ -207,7 +211,7 @@ def test_it_starts_template_commissions_after_one_day_of_runtime(alice, programs
     template = public_template(alice, personal_team(alice))
     _, team = new_account("user@example.com")
     running_pod(team, gpu_machine("0.54"), template=template)
-    meter(until=T0 + 25 * HOUR)
+    meter(until=posted_by(T0 + 25 * HOUR, team))
 
     process()
 
@@ -221,7 +225,7 @@ def test_it_starts_template_commissions_after_one_day_of_runtime(alice, programs
 def test_it_reverses_the_commission_of_a_refunded_usage_entry(alice, programs):
     team = referred(alice, "refund@example.com")
     running_pod(team, gpu_machine("6.00"))
-    meter(until=T0 + 2 * HOUR)
+    meter(until=posted_by(T0 + 2 * HOUR, team))
     process()
     first, second = LedgerEntry.objects.filter(team=team, kind="usage_compute").order_by("id")
     post_entry(
@@ -261,7 +265,7 @@ def test_it_credits_the_team_the_referrer_chose(alice, team, programs):
     set_payout_team(user=alice, team=team)
     friend_team = referred(alice, "friend@example.com")
     running_pod(friend_team, gpu_machine("1.00"))
-    meter(until=T0 + HOUR)
+    meter(until=posted_by(T0 + HOUR, friend_team))
 
     process()
 
@@ -273,7 +277,7 @@ def test_it_waits_for_in_flight_charges_before_reading_new_entries(alice, progra
     settings.REFERRAL_COMMIT_LAG_SECONDS = 120
     team = referred(alice, "friend@example.com")
     running_pod(team, gpu_machine("1.00"))
-    meter(until=T0 + HOUR)
+    meter(until=posted_by(T0 + HOUR, team))
 
     assert process(now=T0 + HOUR).commissions == 0  # seen now, read two minutes later
     assert process(now=T0 + HOUR + timedelta(seconds=30)).commissions == 0
@@ -284,7 +288,7 @@ def test_the_management_command_processes_commissions(alice, programs, settings)
     settings.REFERRAL_COMMIT_LAG_SECONDS = 120
     team = referred(alice, "friend@example.com")
     running_pod(team, gpu_machine("1.00"))
-    meter(until=T0 + HOUR)
+    meter(until=posted_by(T0 + HOUR, team))
 
     call_command("process_commissions", "--no-wait")
 
@@ -294,7 +298,7 @@ def test_the_management_command_processes_commissions(alice, programs, settings)
 def test_the_beat_task_processes_commissions(alice, programs):
     team = referred(alice, "friend@example.com")
     running_pod(team, gpu_machine("1.00"))
-    meter(until=T0 + HOUR)
+    meter(until=posted_by(T0 + HOUR, team))
 
     assert process_commissions_task() == 1
     assert process_commissions_task() == 0

@@ -3,7 +3,6 @@
 import json
 from decimal import Decimal
 
-import pytest
 from django.urls import reverse
 
 from billing.services import post_entry
@@ -12,7 +11,7 @@ from referrals.commissions import process
 from referrals.models import Referrer
 from teams.models import AuditEvent
 from tests.conftest import login
-from tests.pods.factories import hours_close_on_the_hour  # noqa: F401 (a fixture)
+from tests.pods.factories import posted_by
 from tests.referrals.conftest import (
     HOUR,
     T0,
@@ -22,9 +21,6 @@ from tests.referrals.conftest import (
     referred,
     running_pod,
 )
-
-# Amounts and rows here; when a spread-out hour closes is tests/pods/test_rollup.py's.
-pytestmark = pytest.mark.usefixtures("hours_close_on_the_hour")
 
 
 def page(user, team):
@@ -46,7 +42,7 @@ def test_it_shows_the_link_with_a_copy_button_and_the_rules(alice, team, program
 def test_it_lists_referred_users_masked_with_their_spend_and_earnings(alice, team, programs):
     friend = referred(alice, "zoe@example.com")
     running_pod(friend, gpu_machine("2.00"))
-    meter(until=T0 + HOUR)
+    meter(until=posted_by(T0 + HOUR, friend))
     post_entry(
         team=friend,
         amount=Decimal("-10"),
@@ -108,7 +104,7 @@ def test_a_public_template_shows_its_earnings_to_its_creator_only(alice, bob, te
     template = public_template(alice, team)
     _, other_team = new_account("runner@example.com")
     running_pod(other_team, gpu_machine("0.54"), template=template)
-    meter(until=T0 + 25 * HOUR)
+    meter(until=posted_by(T0 + 25 * HOUR, other_team))
     process()
     url = reverse("template_list", args=[team.slug])
 
@@ -128,7 +124,7 @@ def test_a_new_template_says_how_much_runtime_it_still_needs(alice, team, progra
     template = public_template(alice, team)
     _, other_team = new_account("runner@example.com")
     running_pod(other_team, gpu_machine("0.54"), template=template)
-    meter(until=T0 + 6 * HOUR)
+    meter(until=posted_by(T0 + 6 * HOUR, other_team))
 
     html = login(alice).get(reverse("template_list", args=[team.slug])).content.decode()
 
