@@ -14,6 +14,7 @@ from api.graphql import pools
 from pods.models import GpuType, NetworkVolume, PodTemplate
 from serverless.models import Endpoint
 from teams.models import ApiKey, AuditEvent, Role
+from teams.services import issue_pod_api_key
 from tests.api.runpodctl_documents import RUNPODCTL_DOCUMENTS
 from tests.api.test_api_keys import make_key
 from tests.api.test_graphql import error_code, gql, member_secret, post
@@ -362,6 +363,18 @@ def test_roles_and_read_only_keys(parts, team, template):
     result = gql(create, read_only)
     assert error_code(result) == "FORBIDDEN" and "read-only" in result["errors"][0]["message"]
     assert not Endpoint.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_pods_own_key_manages_its_teams_endpoints_as_itself(parts, team, template):
+    """RUNPOD_API_KEY inside a pod acts with POD_KEY_ROLE (pods, templates, endpoints, jobs):
+    what it creates belongs to nobody and is audited as the pod."""
+    _, pod_secret = issue_pod_api_key(team=team, pod_public_id="podx")
+    saved = data(gql(sdk_create(template.public_id), pod_secret), "saveEndpoint")
+    endpoint = Endpoint.objects.get(public_id=saved["id"])
+    assert endpoint.created_by is None
+    event = AuditEvent.objects.get(action="endpoint.created")
+    assert (event.actor, event.actor_label) == (None, "pod podx")
 
 
 # runpodctl, with its variables -------------------------------------------------------------
