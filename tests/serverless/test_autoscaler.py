@@ -6,9 +6,11 @@ pods and real runpod workers."""
 
 from datetime import timedelta
 from decimal import Decimal
+from io import StringIO
 
 import pytest
 import time_machine
+from django.core.management import call_command
 from django.db import connections
 from django.db.models import Sum
 from django.utils import timezone
@@ -20,6 +22,7 @@ from pods.models import Pod
 from serverless import launch, metering, services
 from serverless.autoscaler import autoscale, scale_endpoint
 from serverless.models import Job, ScalerType, Worker
+from serverless.tasks import autoscale_task
 from teams.models import AuditEvent
 from tests.pods.factories import catalogue, deploy_request, fund, stopped_pod
 from tests.serverless.factories import an_endpoint
@@ -119,13 +122,23 @@ def test_it_starts_the_first_worker_at_once_and_scales_by_request_count(team, pa
     assert autoscale(now=clock(0))["started"] == 2  # ceil(3 / 2)
     submit(endpoint, 4)
     assert autoscale(now=clock(1))["started"] == 1  # ceil(7 / 2) = 4, capped at max 3
+    clock(3)
+    for worker in live(endpoint):
+        work_off(come_up(worker))
+    assert endpoint.jobs.filter(status=Job.Status.COMPLETED).count() == 7
+    assert autoscale(now=clock(8))["stopped_idle"] == 3  # idle 5 s: back to min 0
+    assert live(endpoint) == []
 
     quick = an_endpoint(team, name="quick", workers_max=2, scaler_value=30)
     submit(quick, 1)
     # No worker at all: the queue delay is not waited for, nothing else could take the job.
-    assert autoscale(now=clock(1))["started"] == 1
+    assert autoscale(now=clock(9))["started"] == 1
     submit(quick, 1)
-    assert autoscale(now=clock(2)).get("started", 0) == 0  # one is coming: wait 30 s
+    clock(10)
+    assert autoscale_task() == 0  # one is coming: wait 30 s (the beat's task, real clock)
+    out = StringIO()
+    call_command("autoscale", stdout=out)
+    assert out.getvalue() == "idle\n"
 
 
 def test_it_places_on_the_next_gpu_in_priority_then_throttles_and_retries(team, parts, clock):
