@@ -193,14 +193,10 @@ def _compute(data: dict) -> tuple[dict, list[str] | None]:
 
 def _current(found: Endpoint | None) -> dict:
     """The form data an update starts from (a create starts from the model's defaults)."""
-    if found is None:
-        defaults = Endpoint()
-        found, template = defaults, ""
-    else:
-        template = found.template_id or ""
+    found = found or Endpoint()
     return {
         "name": found.name,
-        "template": template,
+        "template": found.template_id or "",
         "compute": "gpu" if found.is_gpu else "cpu",
         "gpu_0": found.gpu_type_ids[0] if found.gpu_type_ids else "",
         "cpu_instance": found.cpu_instance_id or "",
