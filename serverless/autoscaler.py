@@ -104,6 +104,13 @@ def _live(endpoint: Endpoint) -> list[Worker]:
     return list(workers.order_by("created_at", "pk"))
 
 
+def _managed(worker: Worker) -> bool:
+    """Started by the autoscaler (a pod, or waiting for one). A worker registered by hand
+    (manage.py register_worker) runs where its owner started it: it is never retired or
+    replaced, only stopped (its jobs re-queued) once it stops answering."""
+    return worker.pod_id is not None or worker.state == Worker.State.THROTTLED
+
+
 def _stop(worker: Worker, reason: str, now: datetime, *, kind: str, **options) -> Counter:
     jobs = launch.stop_worker(worker, reason, now=now, **options)
     return Counter({"stopped": 1, f"stopped_{kind}": 1, **jobs})
@@ -171,7 +178,7 @@ def _replace_stale(endpoint: Endpoint, now: datetime) -> Counter:
     and only while no current worker is still coming up: a rolling replacement (_grow
     starts its successor at the new version)."""
     counts = Counter()
-    stale = [w for w in _live(endpoint) if w.version < endpoint.version]
+    stale = [w for w in _live(endpoint) if w.version < endpoint.version and _managed(w)]
     for worker in [w for w in stale if w.state == Worker.State.THROTTLED]:
         counts.update(_stop(worker, "Replaced: the endpoint changed.", now, kind="stale"))
     starting = endpoint.workers.filter(
@@ -189,7 +196,7 @@ def _retire_idle(endpoint: Endpoint, now: datetime) -> Counter:
     """Flex workers idle for the idle timeout stop while nothing waits in the queue; active
     workers beyond a lowered `workers_min` become flex and retire the same way."""
     counts = Counter()
-    live = [w for w in _live(endpoint) if w.version == endpoint.version]
+    live = [w for w in _live(endpoint) if w.version == endpoint.version and _managed(w)]
     active = [w for w in live if not w.is_flex]
     for worker in active[endpoint.workers_min :]:
         Worker.objects.filter(pk=worker.pk).update(is_flex=True)

@@ -27,7 +27,8 @@ from teams.models import AuditEvent
 from tests.pods.factories import catalogue, deploy_request, fund, stopped_pod
 from tests.serverless.factories import an_endpoint
 
-T0 = timezone.now().replace(microsecond=0) + timedelta(days=1)
+# On the hour: billed seconds are shares of the clock hour, exact from its start.
+T0 = timezone.now().replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
 
 
 @pytest.fixture
@@ -317,3 +318,12 @@ def test_deleting_an_endpoint_stops_its_workers_and_stray_worker_pods_are_termin
     stray.refresh_from_db()
     assert stray.next_status == Pod.Status.TERMINATED
     assert autoscale(now=clock(2)) == {}
+
+
+def test_a_worker_registered_by_hand_is_never_retired_or_replaced(team, alice, parts, clock):
+    endpoint = an_endpoint(team, workers_max=1)
+    worker, _ = services.register_worker(actor=alice, endpoint=endpoint)
+    come_up(worker)
+    services.update_endpoint(actor=alice, endpoint=endpoint, idle_timeout=1)
+    assert autoscale(now=clock(30)) == {}  # idle 30 s and stale: its owner runs it
+    assert autoscale(now=clock(61))["stopped_broken"] == 1  # silent: stopped all the same
