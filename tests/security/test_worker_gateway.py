@@ -14,13 +14,17 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from pods import services as pod_services
+from pods.models import Pod as PodRow
 from pods.runtime import PodSpec, get_backend
-from pods.runtime.base import WORKER_GATEWAY_TARGET
+from pods.runtime.base import WORKER_GATEWAY_TARGET, pod_data_dir
 from serverless import services
 from serverless.gateway import GATEWAY_PORT
+from serverless.launch import start_worker
 from serverless.models import Job
 from serverless.worker_bootstrap import forwarder_script
-from tests.pods.factories import fund
+from tests.pods.conftest import pods_settings, reap  # noqa: F401 (fixtures)
+from tests.pods.factories import catalogue, deploy_request, fund
 from tests.pods.podman import RUN_PREFIX, podman_url  # noqa: F401 (a fixture)
 from tests.security.conftest import console_listener, needs_root  # noqa: F401 (a fixture)
 from tests.serverless.factories import a_worker, an_endpoint
@@ -288,3 +292,27 @@ def test_from_inside_a_docker_worker_container_only_the_worker_protocol_answers(
     command = forwarder_script(gateway_port=GATEWAY_PORT) + "\n" + ATTACK
     pods.append(Pod(command, env, True, backend, worker_image(podman_url)))
     assert_only_the_worker_protocol_answers(pods[0].report(), console_listener)
+
+
+def mounted_targets(pod) -> list[str]:
+    run = json.loads((pod_data_dir(pod.public_id) / "run" / "run.json").read_text())
+    return [target for _, target, _ in run["sandbox"]["binds"]]
+
+
+def test_through_the_pods_service_only_worker_pods_get_the_gateway_mount(
+    pods_settings,  # noqa: F811
+    reap,  # noqa: F811
+    team,
+    alice,
+):
+    needs_root()
+    parts = catalogue()
+    fund(team)
+    pod = pod_services.deploy_pod(actor=alice, team=team, request=deploy_request(parts["a40"]))
+    pod.refresh_from_db()
+    assert (pod.status, pod.kind) == (PodRow.Status.RUNNING, PodRow.Kind.POD)
+    assert WORKER_GATEWAY_TARGET not in mounted_targets(pod)
+    worker = start_worker(an_endpoint(team), flex=True)
+    worker.pod.refresh_from_db()
+    assert (worker.pod.status, worker.pod.kind) == (PodRow.Status.RUNNING, PodRow.Kind.WORKER)
+    assert WORKER_GATEWAY_TARGET in mounted_targets(worker.pod)
