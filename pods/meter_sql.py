@@ -96,28 +96,37 @@ def pieces_sql(segments: str, start: str, end: str, *, step: str = "hour") -> st
 
 
 def _minutes(interval: str) -> str:
-    return f"CAST(EXTRACT(EPOCH FROM ({interval})) AS INTEGER) / 60"
+    """Whole minutes of an interval; date_part is float8 (EXTRACT is numeric, slower), exact
+    for any whole number of seconds under 2^53."""
+    return f"CAST(date_part('epoch', {interval}) AS INTEGER) / 60"
 
 
 def _cumulative(rate: str, index: str, parts: int) -> str:
     return f"ROUND({rate} * ({index}) / {parts}, 10)"
 
 
+def _share(rate: str, start: str, end: str, parts: int) -> str:
+    """What the indexes [start, end) cost at `rate` over `parts`: the telescoping shares; none
+    at a zero rate (most segments have no stopped-storage rate, stopped pods no compute), so
+    the tick skips their numeric divisions."""
+    shares = f"{_cumulative(rate, end, parts)} - {_cumulative(rate, start, parts)}"
+    return f"CASE WHEN {rate} = 0 THEN 0 ELSE {shares} END"
+
+
 def amounts_sql(pieces: str) -> str:
     """Each piece with what it costs (compute and storage, positive) and its billed minutes."""
     n = MINUTES_PER_MONTH
-    month = "q.mon + "
     storage = (
-        f"{_cumulative('q.sr', month + 'q.ir', n)} - {_cumulative('q.sr', month + 'q.ia', n)} "
-        f"+ {_cumulative('q.ss', month + 'q.ib', n)} - {_cumulative('q.ss', month + 'q.ir', n)}"
+        f"{_share('q.sr', 'q.mon + q.ia', 'q.mon + q.ir', n)} "
+        f"+ {_share('q.ss', 'q.mon + q.ir', 'q.mon + q.ib', n)}"
     )
     return f"""
-        SELECT q.*, {_cumulative("q.c", "q.ir", 60)} - {_cumulative("q.c", "q.ia", 60)} AS compute,
+        SELECT q.*, {_share("q.c", "q.ia", "q.ir", 60)} AS compute,
                {storage} AS storage, q.ir - q.ia AS compute_minutes,
                q.ib - q.ia AS storage_minutes
         FROM (SELECT k.*, {_minutes("k.pa - k.h")} AS ia, {_minutes("k.pb - k.h")} AS ib,
                      {_minutes("GREATEST(k.pa, LEAST(k.pb, COALESCE(k.e, k.pb))) - k.h")} AS ir,
-                     MOD(DIV(CAST(EXTRACT(EPOCH FROM k.h) AS BIGINT), 60), {n}) AS mon
+                     MOD(CAST(date_part('epoch', k.h) AS BIGINT) / 60, {n}) AS mon
               FROM ({pieces}) AS k) AS q
     """
 
