@@ -60,8 +60,9 @@ UNSUPPORTED = {
 # Reading ------------------------------------------------------------------------------------
 
 
-def endpoint(found: Endpoint) -> dict:
-    """An endpoint as RunPod's Endpoint object."""
+def endpoint(found: Endpoint, active_gpus: list | None = None) -> dict:
+    """An endpoint as RunPod's Endpoint object (`active_gpus`: pools.active_gpus(), read once
+    for a list)."""
     volume = found.network_volume
     volume_ref = {"id": volume.public_id, "dataCenterId": volume.data_center_id} if volume else None
     return {
@@ -72,7 +73,7 @@ def endpoint(found: Endpoint) -> dict:
         "userId": str(found.created_by_id) if found.created_by_id else None,
         "templateId": found.template.public_id if found.template else None,
         "computeType": "GPU" if found.is_gpu else "CPU",
-        "gpuIds": pools.gpu_ids_text(found.gpu_type_ids) if found.is_gpu else None,
+        "gpuIds": pools.gpu_ids_text(found.gpu_type_ids, active_gpus) if found.is_gpu else None,
         "gpuCount": found.gpu_count,
         "instanceIds": [found.cpu_instance_id] if found.cpu_instance_id else [],
         "networkVolumeId": volume.public_id if volume else None,
@@ -109,7 +110,8 @@ def _endpoints(team):
 @user_type.field("endpoints")
 def resolve_endpoints(obj, info) -> list[dict]:
     team = _access(info, "use").team
-    return [endpoint(found) for found in _endpoints(team).order_by("created_at", "pk")]
+    active = pools.active_gpus()
+    return [endpoint(found, active) for found in _endpoints(team).order_by("created_at", "pk")]
 
 
 @query.field("serverlessGpuPools")

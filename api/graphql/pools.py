@@ -50,26 +50,26 @@ class UnknownGpu(ValueError):
     """A gpuIds item that is neither a pool nor an offered GPU type."""
 
 
-def _active() -> list[GpuType]:
+def active_gpus() -> list[GpuType]:
     return list(GpuType.objects.filter(is_active=True).order_by("serverless_price", "id"))
 
 
 def members(pool: str, active: list[GpuType] | None = None) -> list[str]:
     """The pool's GPU types offered here, cheapest serverless price first."""
     wanted = set(POOLS[pool])
-    return [gpu.id for gpu in (active if active is not None else _active()) if gpu.id in wanted]
+    return [gpu.id for gpu in (active if active is not None else active_gpus()) if gpu.id in wanted]
 
 
 def pools() -> list[dict]:
     """`serverlessGpuPools`: the pools with at least one GPU type offered here."""
-    active = _active()
+    active = active_gpus()
     listed = [{"id": pool, "gpuTypeIds": members(pool, active)} for pool in POOLS]
     return [pool for pool in listed if pool["gpuTypeIds"]]
 
 
 def gpu_type_ids(text: str) -> list[str]:
     """ "AMPERE_48,ADA_24" -> GPU type ids in priority order (pools expanded, no repeats)."""
-    active = _active()
+    active = active_gpus()
     offered = {gpu.id for gpu in active}
     result: list[str] = []
     for item in (part.strip() for part in text.split(",")):
@@ -89,9 +89,10 @@ def gpu_type_ids(text: str) -> list[str]:
     return result
 
 
-def gpu_ids_text(gpu_ids: list[str]) -> str:
-    """An endpoint's GPU type ids as gpuIds: whole pools by name, other GPU types by id."""
-    active = _active()
+def gpu_ids_text(gpu_ids: list[str], active: list[GpuType] | None = None) -> str:
+    """An endpoint's GPU type ids as gpuIds: whole pools by name, other GPU types by id
+    (`active`: the offered GPU types, read once for a whole list of endpoints)."""
+    active = active if active is not None else active_gpus()
     stored = set(gpu_ids)
     names: list[str] = []
     for gpu in gpu_ids:

@@ -9,6 +9,8 @@ import os
 import tempfile
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from api.graphql import pools
 from pods.models import GpuType, NetworkVolume, PodTemplate
@@ -190,6 +192,19 @@ def test_get_endpoints_answers_every_field_the_sdk_selects(parts, team, template
         "networkVolume": {"id": volume.public_id, "dataCenterId": "EU-RO-1"},
     }
     assert (listed[1]["id"], listed[1]["gpuIds"]) == (cpu.public_id, None)
+
+
+@pytest.mark.django_db
+def test_listing_endpoints_takes_the_same_queries_for_one_or_many(parts, team, secret):
+    an_endpoint(team, name="first")
+    gql(GET_ENDPOINTS, secret)  # the key's first use is recorded once
+    with CaptureQueriesContext(connection) as one:
+        gql(GET_ENDPOINTS, secret)
+    for n in range(5):
+        an_endpoint(team, name=f"more {n}")
+    with CaptureQueriesContext(connection) as six:
+        assert len(data(gql(GET_ENDPOINTS, secret), "myself")["endpoints"]) == 6
+    assert len(six) == len(one)
 
 
 @pytest.mark.django_db
