@@ -290,6 +290,7 @@ def test_a_workers_log_is_its_pods_log_escaped(team, alice, parts):  # noqa: F81
     html = wait_for(lambda: (t := client.get(url).content.decode()) and "started" in t and t)
     assert "&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt;" in html
     assert "<script>" not in html and "<img" not in html
+    assert f'href="{reverse("pod_logs", args=[team.slug, pod.public_id])}"' in html  # full log
 
 
 def test_a_worker_without_a_pod_says_where_its_log_is(team, alice):
