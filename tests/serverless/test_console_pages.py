@@ -239,6 +239,8 @@ def test_hostile_job_output_and_errors_are_escaped_everywhere(team, alice):
     endpoint = an_endpoint(team)
     job_at(endpoint, "COMPLETED", output={"html": HOSTILE}, input={"q": HOSTILE})
     failed = job_at(endpoint, "FAILED", error=HOSTILE)
+    worker = worker_in(endpoint, "unhealthy")  # what a worker's ping reports, shown too
+    Worker.objects.filter(pk=worker.pk).update(in_flight=[HOSTILE[:64]], unhealthy_reason=HOSTILE)
     client = login(alice)
     pages = [detail(client, endpoint), detail(client, endpoint, "live")]
     for job in Job.objects.all():
@@ -250,7 +252,7 @@ def test_hostile_job_output_and_errors_are_escaped_everywhere(team, alice):
     for html in pages:
         assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(" in pages[1]  # the recent jobs' previews
-    assert failed.public_id in pages[1]
+    assert failed.public_id in pages[1] and worker.public_id in pages[1]
 
 
 def test_worker_rows_show_state_kind_gpu_and_their_pod(team, alice, parts):  # noqa: F811
