@@ -11,17 +11,20 @@ How (the design is billing.usage's): each resource has an open **segment**, from
 `metered_until` on, opened (by the first tick that sees it) with the rates of its state then.
 The team's watermark (BillingAccount.usage_metered_until) says up to which minute the team's
 segments are in its balance. A tick claims batches of teams (SKIP LOCKED on their accounts)
-and, per batch, in one transaction:
+and, per batch, in one transaction, scans the batch's pods once into groups (meter_sql.
+groups_sql: a few rows a team, by everything a segment and its current rates depend on), and
+from the groups:
 
 1. reopens segments whose rates changed (not opened yet, machine offline or back, a price
-   change): the part up to the watermark is posted, a new segment starts there;
+   change; a probe of the groups, so most ticks skip it): the part up to the watermark is
+   posted, a new segment starts there;
 2. in a catch-up (more than a minute to charge), cuts teams at their low-funds line
    (billing.usage: their running pods' minutes past it are written off, not charged);
 3. charges every segment from the watermark to the tick's minute in one aggregate per team
    and moves the watermark: the only per-minute writes, one account row per team;
 4. when an hour has passed and the team's close_delay (team id mod 60 minutes) too, posts
    each resource's hour (one row per kind) and starts its segment at the new hour: each tick
-   posts the hours of about 1/60 of the teams.
+   posts the hours of about 1/60 of the teams, whose pods it reads by index.
 
 Two ticks at once split the teams between them; a tick killed halfway loses its transaction
 and the next one charges the same minutes; a minute is charged once because the watermark
@@ -88,6 +91,10 @@ STOP_BILLED_FOR = STOP_GRACE + timedelta(seconds=10)
 # Hour rows are posted spread over the next hour (close_delay): minutes of delay, per team.
 CLOSE_SPREAD = 60
 STALE = "pods_meter_stale"
+# A batch's transaction: no JIT (_no_jit), and memory for its aggregates: the groups took
+# 2.2 MB at 10,000 teams, so ~11 MB at 50,000, past the default work_mem (4 MB, twice that
+# for hashes), where PostgreSQL spills them to disk. bench/metering.py's bare SQL runs so too.
+BATCH_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL work_mem = '64MB'")
 CUT = "pods_meter_cut"
 # What higher apps meter on the same tick (serverless workers, per second): hook(until=) ->
 # Step, called after the pods, registered from their AppConfig.ready() (pods cannot import
@@ -337,7 +344,8 @@ def _create_missing_accounts() -> None:
 def _create_teams(team_ids: list[int]) -> None:
     """The batch's teams and their watermarks, read under the account locks."""
     with connection.cursor() as cursor:
-        _no_jit(cursor)
+        for setting in BATCH_SETTINGS:
+            cursor.execute(setting)
         cursor.execute(f"DROP TABLE IF EXISTS {TEAMS}")
         cursor.execute(
             f"CREATE TEMPORARY TABLE {TEAMS} AS SELECT team_id, usage_metered_until AS w "
