@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -81,6 +82,26 @@ def _terminate_orphan_pods() -> Counter:
     return Counter(orphan_pods=count) if count else Counter()
 
 
+@dataclass
+class Queue:
+    """The endpoint's queue, read once a pass (after broken workers' jobs went back to it)."""
+
+    queued: int
+    running: int
+    oldest: datetime | None
+
+
+def _queue(endpoint: Endpoint) -> Queue:
+    S = Job.Status
+    stats = Job.objects.filter(endpoint=endpoint, status__in=(S.IN_QUEUE, S.IN_PROGRESS))
+    stats = stats.aggregate(
+        queued=Count("pk", filter=Q(status=S.IN_QUEUE)),
+        running=Count("pk", filter=Q(status=S.IN_PROGRESS)),
+        oldest=Min("created_at", filter=Q(status=S.IN_QUEUE)),
+    )
+    return Queue(**stats)
+
+
 def scale_endpoint(endpoint_id: int, now: datetime) -> Counter:
     counts = Counter()
     with transaction.atomic():
@@ -92,16 +113,21 @@ def scale_endpoint(endpoint_id: int, now: datetime) -> Counter:
         )
         if endpoint is None:
             return counts  # another pass is scaling it right now
-        counts.update(_stop_broken(endpoint, now))
-        counts.update(_replace_stale(endpoint, now))
-        counts.update(_retire_idle(endpoint, now))
-        counts.update(_grow(endpoint, now))
+        workers = list(
+            endpoint.workers.exclude(state=Worker.State.STOPPED)
+            .select_related("pod")
+            .order_by("created_at", "pk")
+        )
+        counts.update(_stop_broken(workers, now))
+        counts.update(_replace_stale(endpoint, workers, now))
+        queue = _queue(endpoint)
+        counts.update(_retire_idle(endpoint, workers, queue, now))
+        counts.update(_grow(endpoint, workers, queue, now))
     return counts
 
 
-def _live(endpoint: Endpoint) -> list[Worker]:
-    workers = endpoint.workers.exclude(state=Worker.State.STOPPED).select_related("pod")
-    return list(workers.order_by("created_at", "pk"))
+def _alive(workers: list[Worker]) -> list[Worker]:
+    return [w for w in workers if w.state != Worker.State.STOPPED]
 
 
 def _managed(worker: Worker) -> bool:
@@ -113,6 +139,7 @@ def _managed(worker: Worker) -> bool:
 
 def _stop(worker: Worker, reason: str, now: datetime, *, kind: str, **options) -> Counter:
     jobs = launch.stop_worker(worker, reason, now=now, **options)
+    worker.state = Worker.State.STOPPED  # the pass's list: later steps pass over it
     return Counter({"stopped": 1, f"stopped_{kind}": 1, **jobs})
 
 
@@ -156,9 +183,9 @@ def _overrun(worker: Worker, now: datetime) -> Job | None:
     )
 
 
-def _stop_broken(endpoint: Endpoint, now: datetime) -> Counter:
+def _stop_broken(workers: list[Worker], now: datetime) -> Counter:
     counts = Counter()
-    for worker in _live(endpoint):
+    for worker in workers:
         if worker.state == Worker.State.THROTTLED:
             continue  # no pod yet: _grow places it again
         if reason := broken_reason(worker, now):
@@ -173,38 +200,36 @@ def _stop_broken(endpoint: Endpoint, now: datetime) -> Counter:
 # 2. and 3. Stale and idle workers ----------------------------------------------------------
 
 
-def _replace_stale(endpoint: Endpoint, now: datetime) -> Counter:
+def _replace_stale(endpoint: Endpoint, workers: list[Worker], now: datetime) -> Counter:
     """Stale workers without a pod go at once; one idle stale worker is stopped per pass,
     and only while no current worker is still coming up: a rolling replacement (_grow
     starts its successor at the new version)."""
     counts = Counter()
-    stale = [w for w in _live(endpoint) if w.version < endpoint.version and _managed(w)]
+    stale = [w for w in _alive(workers) if w.version < endpoint.version and _managed(w)]
     for worker in [w for w in stale if w.state == Worker.State.THROTTLED]:
         counts.update(_stop(worker, "Replaced: the endpoint changed.", now, kind="stale"))
-    starting = endpoint.workers.filter(
-        version=endpoint.version,
-        state__in=(Worker.State.INITIALIZING, Worker.State.THROTTLED),
-    )
+    coming = (Worker.State.INITIALIZING, Worker.State.THROTTLED)
+    starting = any(w.version == endpoint.version and w.state in coming for w in workers)
     idle = [w for w in stale if w.state in (Worker.State.IDLE, Worker.State.INITIALIZING)]
-    if idle and not starting.exists():
+    if idle and not starting:
         reason = f"Replaced: the endpoint changed (version {endpoint.version})."
         counts.update(_stop(idle[0], reason, now, kind="stale"))
     return counts
 
 
-def _retire_idle(endpoint: Endpoint, now: datetime) -> Counter:
+def _retire_idle(endpoint: Endpoint, workers: list[Worker], queue: Queue, now: datetime) -> Counter:
     """Flex workers idle for the idle timeout stop while nothing waits in the queue; active
     workers beyond a lowered `workers_min` become flex and retire the same way."""
     counts = Counter()
-    live = [w for w in _live(endpoint) if w.version == endpoint.version and _managed(w)]
-    active = [w for w in live if not w.is_flex]
+    current = [w for w in _alive(workers) if w.version == endpoint.version and _managed(w)]
+    active = [w for w in current if not w.is_flex]
     for worker in active[endpoint.workers_min :]:
         Worker.objects.filter(pk=worker.pk).update(is_flex=True)
         worker.is_flex = True
-    if Job.objects.queued().filter(endpoint=endpoint).exists():
+    if queue.queued:
         return counts
     cutoff = now - timedelta(seconds=endpoint.idle_timeout)
-    for worker in live:
+    for worker in current:
         idle_since = worker.idle_since or worker.ready_at
         if worker.is_flex and worker.state == Worker.State.IDLE and idle_since <= cutoff:
             reason = f"Idle for {endpoint.idle_timeout} s."
@@ -215,25 +240,23 @@ def _retire_idle(endpoint: Endpoint, now: datetime) -> Counter:
 # 4. Growing --------------------------------------------------------------------------------
 
 
-def flex_wanted(endpoint: Endpoint, live: list[Worker], now: datetime) -> int:
+def flex_wanted(endpoint: Endpoint, live: list[Worker], queue: Queue, now: datetime) -> int:
     """How many flex workers to add for the queue (before the workers_max cap)."""
-    jobs = Job.objects.filter(endpoint=endpoint)
-    queue = jobs.queued().aggregate(n=Count("pk"), oldest=Min("created_at"))
-    queued = queue["n"]
-    if queued == 0:
+    if queue.queued == 0:
         return 0
     if endpoint.scaler_type == ScalerType.REQUEST_COUNT:
-        running = jobs.filter(status=Job.Status.IN_PROGRESS).count()
-        return math.ceil((queued + running) / max(1, endpoint.scaler_value)) - len(live)
+        wanted = math.ceil((queue.queued + queue.running) / max(1, endpoint.scaler_value))
+        return wanted - len(live)
     spare = sum(1 for w in live if w.state in COMING)
-    waited = (now - queue["oldest"]).total_seconds()
+    waited = (now - queue.oldest).total_seconds()
     # With no worker at all nothing can take the job, so there is nothing to wait for.
     if live and waited <= endpoint.scaler_value:
         return 0
-    return queued - spare
+    return queue.queued - spare
 
 
-def _start(endpoint: Endpoint, count: int, *, flex: bool) -> Counter:
+def _start(endpoint: Endpoint, workers: list[Worker], count: int, *, flex: bool) -> Counter:
+    """Start `count` workers (appended to `workers`); a refusal (funds) ends the pass's starts."""
     counts = Counter()
     for _ in range(max(0, count)):
         try:
@@ -241,23 +264,30 @@ def _start(endpoint: Endpoint, count: int, *, flex: bool) -> Counter:
         except launch.LaunchError as error:
             log.debug("endpoint %s starts no worker: %s", endpoint.public_id, error)
             return counts + Counter(refused=1)
+        workers.append(worker)
         counts["throttled" if worker.state == Worker.State.THROTTLED else "started"] += 1
     return counts
 
 
-def _grow(endpoint: Endpoint, now: datetime) -> Counter:
+def _place_throttled(workers: list[Worker]) -> Counter:
     counts = Counter()
-    for worker in _live(endpoint):
-        if worker.state == Worker.State.THROTTLED:
-            try:
-                placed = launch.place_worker(worker)
-            except launch.LaunchError:
-                return counts + Counter(refused=1)
-            counts["placed" if placed.state != Worker.State.THROTTLED else "still_throttled"] += 1
-    live = _live(endpoint)
-    active = sum(1 for w in live if not w.is_flex)
-    counts.update(_start(endpoint, endpoint.workers_min - active, flex=False))
-    live = _live(endpoint)
+    for worker in [w for w in workers if w.state == Worker.State.THROTTLED]:
+        try:
+            launch.place_worker(worker)
+        except launch.LaunchError:
+            return counts + Counter(refused=1)
+        counts["still_throttled" if worker.state == Worker.State.THROTTLED else "placed"] += 1
+    return counts
+
+
+def _grow(endpoint: Endpoint, workers: list[Worker], queue: Queue, now: datetime) -> Counter:
+    counts = _place_throttled(workers)
+    if counts["refused"]:
+        return counts
+    active = sum(1 for w in _alive(workers) if not w.is_flex)
+    counts.update(_start(endpoint, workers, endpoint.workers_min - active, flex=False))
+    live = _alive(workers)
     room = endpoint.workers_max - len(live)
-    counts.update(_start(endpoint, min(room, flex_wanted(endpoint, live, now)), flex=True))
+    wanted = flex_wanted(endpoint, live, queue, now)
+    counts.update(_start(endpoint, workers, min(room, wanted), flex=True))
     return counts

@@ -11,8 +11,9 @@ from io import StringIO
 import pytest
 import time_machine
 from django.core.management import call_command
-from django.db import connections
+from django.db import connection, connections
 from django.db.models import Sum
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from billing.models import LedgerEntry
@@ -21,7 +22,7 @@ from pods import services as pod_services
 from pods.models import Pod
 from serverless import launch, metering, services
 from serverless.autoscaler import autoscale, scale_endpoint
-from serverless.models import Job, ScalerType, Worker
+from serverless.models import Endpoint, Job, ScalerType, Worker
 from serverless.tasks import autoscale_task
 from teams.models import AuditEvent
 from tests.pods.factories import catalogue, deploy_request, fund, stopped_pod
@@ -327,3 +328,21 @@ def test_a_worker_registered_by_hand_is_never_retired_or_replaced(team, alice, p
     services.update_endpoint(actor=alice, endpoint=endpoint, idle_timeout=1)
     assert autoscale(now=clock(30)) == {}  # idle 30 s and stale: its owner runs it
     assert autoscale(now=clock(61))["stopped_broken"] == 1  # silent: stopped all the same
+
+
+def test_an_idle_pass_costs_a_few_queries_per_endpoint(team, parts, clock):
+    """Five statements an endpoint (its savepoint and release, the lock, its workers, its
+    queue) and three for the pass (orphaned jobs and pods, the endpoints): as many per
+    endpoint for 1 or 3 endpoints with idle workers."""
+    costs = []
+    for n in (1, 3):
+        for i in range(n):
+            an_endpoint(team, name=f"e{n}-{i}", workers_min=1)
+        autoscale(now=clock(0))
+        for worker in Worker.objects.exclude(state=Worker.State.STOPPED):
+            come_up(worker)
+        with CaptureQueriesContext(connection) as queries:
+            assert autoscale(now=clock(1)) == {}
+        costs.append(len(queries))
+        Endpoint.objects.all().delete()
+    assert costs == [3 + 5, 3 + 5 * 3]
