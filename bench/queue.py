@@ -62,9 +62,14 @@ config = {{"handler": handler, "concurrency_modifier": lambda current: {CONCURRE
 runpod.serverless.start(config)
 """
 CLIENT_THREADS = 4
-# The bench's own settings for the server: short holds, and no API rate limit in the way of
-# the clients (600 requests a minute by default: the burst would be throttled, not measured).
-SERVER_ENV = {"SERVERLESS_JOB_TAKE_HOLD": "5", "API_RATE_LIMIT": "1000000/min"}
+# The bench's own settings for the server: make run's connection pool for daphne, short holds,
+# and no API rate limit in the way of the clients (600 requests a minute by default: the burst
+# would be throttled, not measured).
+SERVER_ENV = {
+    "DATABASE_POOL_SIZE": "10",
+    "SERVERLESS_JOB_TAKE_HOLD": "5",
+    "API_RATE_LIMIT": "1000000/min",
+}
 
 
 def free_port() -> int:
@@ -90,7 +95,7 @@ def listening(port: int) -> bool:
 
 
 @contextmanager
-def running_server() -> Iterator[str]:
+def running_server() -> Iterator[tuple[str, int]]:
     """daphne serving console.asgi (its access log in a temporary file); stopped, and waited
     for, before the scratch database is dropped."""
     port = free_port()
@@ -103,7 +108,7 @@ def running_server() -> Iterator[str]:
             if server.poll() is not None:
                 log.seek(0)
                 raise RuntimeError("daphne exited:\n" + log.read()[-3000:].decode())
-            yield f"http://127.0.0.1:{port}"
+            yield f"http://127.0.0.1:{port}", server.pid
         except BaseException:
             log.seek(0)
             print("daphne's log tail:\n" + log.read()[-3000:].decode(), file=sys.stderr)
@@ -140,9 +145,9 @@ def make_endpoint():
 
 
 @contextmanager
-def running_workers(endpoint, base_url: str, count: int) -> Iterator[None]:
+def running_workers(endpoint, base_url: str, count: int) -> Iterator[list[int]]:
     """`count` runpod worker processes, each polling job-take (their first take sets ready_at);
-    killed with their process groups on the way out."""
+    yields their pids; killed with their process groups on the way out."""
     from serverless import services
     from serverless.models import Worker
 
@@ -170,7 +175,7 @@ def running_workers(endpoint, base_url: str, count: int) -> Iterator[None]:
                 )
             ready = Worker.objects.filter(endpoint=endpoint, ready_at__isnull=False)
             wait_until(lambda: ready.count() == count, 60, "the workers' first job-take")
-            yield
+            yield [process.pid for process in workers]
         finally:
             for process in workers:
                 stop(process, signal.SIGKILL, group=True)
@@ -225,12 +230,34 @@ def p(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
 
 
-def burst(base_url: str, endpoint, secret: str, jobs: int) -> dict[str, float]:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes and their descendants (the runpod worker's
+    heartbeat is a child process), all their threads included."""
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue  # it ended meanwhile
+            stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    wanted, total = set(pids), 0
+    for _ in range(5):  # children, grandchildren, ...
+        wanted |= {pid for pid, (parent, _) in stats.items() if parent in wanted}
+    total = sum(ticks for pid, (_, ticks) in stats.items() if pid in wanted)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def burst(base_url: str, endpoint, secret: str, jobs: int, pids: dict) -> dict[str, float]:
+    """The burst's rates and latencies, and the CPU time the server and the workers spent on
+    it per job (which the machine's other load does not inflate as it does wall time)."""
     from serverless.models import Job
 
+    cpu = {name: cpu_seconds(group) for name, group in pids.items()}
     round_trips = submit_burst(base_url, endpoint.public_id, secret, jobs)
     done = Job.objects.filter(endpoint=endpoint, status="COMPLETED")
     wait_until(lambda: done.count() >= jobs, 60 + jobs / 2, "completing the burst")
+    cpu = {name: (cpu_seconds(pids[name]) - cpu[name]) * 1000 / jobs for name in pids}
     rows = list(done.values_list("created_at", "started_at", "completed_at"))
     latencies = [ms(created, completed) for created, _, completed in rows]
     span = ms(min(r[0] for r in rows), max(r[2] for r in rows)) / 1000
@@ -241,6 +268,7 @@ def burst(base_url: str, endpoint, secret: str, jobs: int) -> dict[str, float]:
         "run": p(round_trips, 50),
         "queued": p([ms(c, s) for c, s, _ in rows], 50),
         "done": p([ms(s, d) for _, s, d in rows], 50),
+        **{f"cpu_{name}": value for name, value in cpu.items()},
     }
 
 
@@ -348,7 +376,9 @@ def report(jobs: int, workers: int, api: dict, bare: dict, one: dict, count: int
         f"queued->taken {api['queued']:.0f} ms, taken->done {api['done']:.0f} ms); "
         f"bare SKIP LOCKED loop {bare['rate']:.0f} jobs/s, p50 {bare['p50']:.1f} ms, "
         f"p90 {bare['p90']:.1f} ms; the API moves {api['rate'] / bare['rate']:.3f}x the bare "
-        f"loop's jobs/s\n{count} serial jobs, p50 of each phase: /run {one['run']:.1f} ms, "
+        f"loop's jobs/s; CPU per job: daphne {api['cpu_server']:.1f} ms, the workers "
+        f"{api['cpu_workers']:.1f} ms\n{count} serial jobs, p50 of each phase: "
+        f"/run {one['run']:.1f} ms, "
         f"queued->taken {one['queued']:.1f} ms, taken->done {one['done']:.1f} ms, "
         f"/status {one['status']:.1f} ms"
     )
@@ -361,10 +391,11 @@ def main() -> None:
     parser.add_argument("--serial", type=int, default=30)
     args = parser.parse_args()
     with scratch_database("queue.py", "bench_queue", **SERVER_ENV):
-        with running_server() as base_url:
+        with running_server() as (base_url, server):
             endpoint, secret = make_endpoint()
-            with running_workers(endpoint, base_url, args.workers):
-                api = burst(base_url, endpoint, secret, args.jobs)
+            with running_workers(endpoint, base_url, args.workers) as workers:
+                pids = {"server": [server], "workers": workers}
+                api = burst(base_url, endpoint, secret, args.jobs, pids)
                 one = serial(base_url, endpoint, secret, args.serial)
         bare = bare_loop(os.environ["DATABASE_URL"], args.jobs)
         print(report(args.jobs, args.workers, api, bare, one, args.serial))

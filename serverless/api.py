@@ -83,7 +83,12 @@ def _endpoint(request: Request, endpoint_id: str, capability: str) -> Endpoint:
     current_api_key.set(key.public_id if key else None)
     if "\x00" in endpoint_id:
         raise NotFound("No such endpoint.")
-    endpoint = Endpoint.objects.filter(team=membership.team, public_id=endpoint_id).first()
+    # With its team: submitting checks the team's funds, audit events name it.
+    endpoint = (
+        Endpoint.objects.select_related("team")
+        .filter(team=membership.team, public_id=endpoint_id)
+        .first()
+    )
     if endpoint is None:
         raise NotFound("No such endpoint.")
     return endpoint

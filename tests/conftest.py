@@ -58,3 +58,14 @@ def login(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+@pytest.fixture(scope="session")
+def asgi_pool(django_db_setup):
+    """For tests sending /v2/ requests to the in-process application: serverless.asgi runs them
+    in a thread pool whose threads keep their own connections, closed here before the test
+    database is dropped."""
+    yield
+    from serverless import asgi
+
+    asgi.close_connections()

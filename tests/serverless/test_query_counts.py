@@ -25,7 +25,7 @@ BOUNDS = {
     "job-done": 5,  # the worker; the job (FOR UPDATE), its UPDATE; busy; the worker's state
     "job-stream": 3,  # the worker; the job; the chunk
     "ping": 2,  # the worker; its heartbeat
-    "run": 9,  # the key, membership, endpoint; the team and its funds; the job, its audit event
+    "run": 8,  # the key, membership, endpoint and team; funds (3); the job, its audit event
     "status": 4,  # the key, membership, endpoint, job
 }
 
