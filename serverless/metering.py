@@ -57,10 +57,9 @@ KIND = "usage_serverless"
 def _seconds_from_ready(moment: str) -> str:
     """SQL: the instant `moment` rounded down to the ready clock (whole seconds of ready time
     after date_trunc('second', ready_at)); never before it."""
-    return (
-        "date_trunc('second', w.ready_at) + GREATEST(0, FLOOR(EXTRACT(EPOCH FROM "
-        f"({moment}) - w.ready_at))) * interval '1 second'"
-    )
+    seconds = f"CAST(FLOOR(EXTRACT(EPOCH FROM ({moment}) - w.ready_at)) AS BIGINT)"
+    # A whole number times an interval: exact (a numeric would be cast to double precision).
+    return f"date_trunc('second', w.ready_at) + GREATEST(0, {seconds}) * interval '1 second'"
 
 
 # How far a worker may be charged at the instant %(until)s: its stop, billed_until, the

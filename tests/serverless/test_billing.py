@@ -302,7 +302,9 @@ def test_low_funds_stops_the_workers_and_refuses_jobs_until_credit_arrives(team,
     assert worker.pod.status in (Pod.Status.STOPPING, Pod.Status.TERMINATED)
     stop = AuditEvent.objects.get(action="team.low_funds_stop", team=team)
     assert stop.details["workers"] == [worker.public_id]
-    assert spent(team) == Decimal(12) / 60 and burn_rate(team) == ZERO
+    meter(until=at(2))  # the stop settled it (or this tick does): ready until 10:01:05
+    assert spent(team) == seconds_cost(Decimal(12), at(0), at(1, 5))
+    assert burn_rate(team) == ZERO
     assert_ledger_clean()
 
     refused = run(api, endpoint)
