@@ -167,6 +167,7 @@ def stop_team_pods(shortfall: Shortfall, *, now: datetime) -> list[str]:
             "balance": shortfall.balance,
             "burn": shortfall.burn,
             "pods": pods,
+            "workers": others,
             "grace_days": settings.FUNDS_GRACE_DAYS,
             "top_up_url": emails.absolute("billing_top_up", team.slug),
         },

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.core import mail
 from django.db import transaction
 from django.test import TestCase
 from rest_framework.test import APIClient
@@ -302,6 +303,7 @@ def test_low_funds_stops_the_workers_and_refuses_jobs_until_credit_arrives(team,
     assert worker.pod.status in (Pod.Status.STOPPING, Pod.Status.TERMINATED)
     stop = AuditEvent.objects.get(action="team.low_funds_stop", team=team)
     assert stop.details["workers"] == [worker.public_id]
+    assert "the serverless workers of its endpoints (1)" in mail.outbox[-1].body
     meter(until=at(2))  # the stop settled it (or this tick does): ready until 10:01:05
     assert spent(team) == seconds_cost(Decimal(12), at(0), at(1, 5))
     assert burn_rate(team) == ZERO
