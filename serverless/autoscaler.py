@@ -40,22 +40,37 @@ COMING = (Worker.State.IDLE, Worker.State.INITIALIZING, Worker.State.THROTTLED)
 
 
 def autoscale(now: datetime | None = None) -> Counter:
-    """One pass; the counts say what it did (started, stopped, requeued, ...)."""
+    """One pass; the counts say what it did (started, stopped, requeued, ...). Every
+    endpoint's workers and queue are read in bulk first, and only an endpoint with something
+    to do is locked and scaled (which reads them again under the lock)."""
     now = now or timezone.now()
     counts = Counter(_requeue_orphans(now)) + _terminate_orphan_pods()
-    for endpoint_id in _endpoints_to_scale():
-        counts.update(scale_endpoint(endpoint_id, now))
+    endpoints = _endpoints_to_scale()
+    workers = _live_workers([e.pk for e in endpoints])
+    queues = _queues([e.pk for e in endpoints])
+    for endpoint in endpoints:
+        mine, queue = workers.get(endpoint.pk, []), queues.get(endpoint.pk, IDLE_QUEUE)
+        if has_work(endpoint, mine, queue, now):
+            counts.update(scale_endpoint(endpoint.pk, now))
     return counts
 
 
-def _endpoints_to_scale() -> list[int]:
+def _endpoints_to_scale() -> list[Endpoint]:
     live = Worker.objects.filter(endpoint=OuterRef("pk")).exclude(state=Worker.State.STOPPED)
     queued = Job.objects.queued().filter(endpoint=OuterRef("pk"))
     return list(
-        Endpoint.objects.filter(Q(workers_min__gt=0) | Exists(live) | Exists(queued))
-        .order_by("pk")
-        .values_list("pk", flat=True)
+        Endpoint.objects.filter(Q(workers_min__gt=0) | Exists(live) | Exists(queued)).order_by("pk")
     )
+
+
+def _live_workers(endpoint_ids: list[int]) -> dict[int, list[Worker]]:
+    workers = Worker.objects.filter(endpoint_id__in=endpoint_ids).exclude(
+        state=Worker.State.STOPPED
+    )
+    grouped: dict[int, list[Worker]] = {}
+    for worker in workers.select_related("pod").order_by("created_at", "pk"):
+        grouped.setdefault(worker.endpoint_id, []).append(worker)
+    return grouped
 
 
 def _requeue_orphans(now: datetime) -> Counter:
@@ -84,22 +99,63 @@ def _terminate_orphan_pods() -> Counter:
 
 @dataclass
 class Queue:
-    """The endpoint's queue, read once a pass (after broken workers' jobs went back to it)."""
+    """An endpoint's queue: queued and running jobs, the oldest queued one's submission, and
+    timed-out jobs still assigned to a live worker (which may be ignoring the stop)."""
 
     queued: int
     running: int
     oldest: datetime | None
+    timed_out: int = 0
+
+
+IDLE_QUEUE = Queue(queued=0, running=0, oldest=None)
+S = Job.Status
+QUEUE_STATS = {
+    "queued": Count("pk", filter=Q(status=S.IN_QUEUE)),
+    "running": Count("pk", filter=Q(status=S.IN_PROGRESS)),
+    "oldest": Min("created_at", filter=Q(status=S.IN_QUEUE)),
+    "timed_out": Count(
+        "pk", filter=Q(status=S.TIMED_OUT, worker__isnull=False) & ~Q(worker__state="stopped")
+    ),
+}
+OPEN = (S.IN_QUEUE, S.IN_PROGRESS, S.TIMED_OUT)
 
 
 def _queue(endpoint: Endpoint) -> Queue:
-    S = Job.Status
-    stats = Job.objects.filter(endpoint=endpoint, status__in=(S.IN_QUEUE, S.IN_PROGRESS))
-    stats = stats.aggregate(
-        queued=Count("pk", filter=Q(status=S.IN_QUEUE)),
-        running=Count("pk", filter=Q(status=S.IN_PROGRESS)),
-        oldest=Min("created_at", filter=Q(status=S.IN_QUEUE)),
+    return Queue(**Job.objects.filter(endpoint=endpoint, status__in=OPEN).aggregate(**QUEUE_STATS))
+
+
+def _queues(endpoint_ids: list[int]) -> dict[int, Queue]:
+    rows = (
+        Job.objects.filter(endpoint_id__in=endpoint_ids, status__in=OPEN)
+        .values("endpoint_id")
+        .annotate(**QUEUE_STATS)
     )
-    return Queue(**stats)
+    return {row.pop("endpoint_id"): Queue(**row) for row in rows}
+
+
+def has_work(endpoint: Endpoint, workers: list[Worker], queue: Queue, now: datetime) -> bool:
+    """Whether a pass would change anything for this endpoint (read without its lock; the
+    pass under the lock decides again). The same rules as the steps below."""
+    cutoff = now - timedelta(seconds=endpoint.idle_timeout)
+    current = [w for w in workers if w.version == endpoint.version and _managed(w)]
+    active = sum(1 for w in workers if not w.is_flex)
+    current_active = sum(1 for w in current if not w.is_flex)
+    return (
+        any(w.state == Worker.State.THROTTLED or broken_reason(w, now) for w in workers)
+        or bool(queue.timed_out and any(w.in_flight for w in workers))
+        or any(w.version < endpoint.version and _managed(w) for w in workers)
+        or active < endpoint.workers_min
+        or current_active > endpoint.workers_min  # min lowered: the extra become flex
+        or (not queue.queued and any(_retires(w, cutoff) for w in current))
+        or min(endpoint.workers_max - len(workers), flex_wanted(endpoint, workers, queue, now)) > 0
+    )
+
+
+def _retires(worker: Worker, cutoff: datetime) -> bool:
+    idle_since = worker.idle_since or worker.ready_at
+    idle = worker.is_flex and worker.state == Worker.State.IDLE
+    return idle and idle_since is not None and idle_since <= cutoff
 
 
 def scale_endpoint(endpoint_id: int, now: datetime) -> Counter:
@@ -230,8 +286,7 @@ def _retire_idle(endpoint: Endpoint, workers: list[Worker], queue: Queue, now: d
         return counts
     cutoff = now - timedelta(seconds=endpoint.idle_timeout)
     for worker in current:
-        idle_since = worker.idle_since or worker.ready_at
-        if worker.is_flex and worker.state == Worker.State.IDLE and idle_since <= cutoff:
+        if _retires(worker, cutoff):
             reason = f"Idle for {endpoint.idle_timeout} s."
             counts.update(_stop(worker, reason, now, kind="idle"))
     return counts
