@@ -100,6 +100,11 @@ class UsageBatch:
     entries: int = 0
     total: Decimal = ZERO
     team_ids: tuple[int, ...] = ()
+    # Of the teams charged, those whose balance hooks may be due (None: any of team_ids).
+    hook_team_ids: tuple[int, ...] | None = None
+
+    def hooks_due(self) -> tuple[int, ...]:
+        return self.team_ids if self.hook_team_ids is None else self.hook_team_ids
 
 
 def apply_usage(
@@ -231,7 +236,8 @@ def charge_minutes(*, teams: str, until: datetime, charges_sql: str, params: dic
     usage_accrued += what `charges_sql` (team_id, amount: negative) yields for it, and the
     watermark usage_metered_until = `until`, in one UPDATE of the accounts (the charge and
     its idempotency mark in one row write). Teams charged nothing have their watermark
-    moved all the same."""
+    moved all the same. The UPDATE also returns the teams it left below a balance-hook
+    threshold (_BELOW_A_THRESHOLD): asking afterwards, for 50,000 team ids, took 0.6 s."""
     if not connection.in_atomic_block:
         raise RuntimeError("charge_minutes must run inside transaction.atomic()")
     with connection.cursor() as cursor:
@@ -245,16 +251,17 @@ def charge_minutes(*, teams: str, until: datetime, charges_sql: str, params: dic
                        usage_metered_until = %(metered_until)s
                 FROM {teams} t LEFT JOIN c ON c.team_id = t.team_id
                 WHERE a.team_id = t.team_id
-                RETURNING a.team_id, c.amount
+                RETURNING a.team_id, c.amount, {_BELOW_A_THRESHOLD.format(a="a")} AS due
             )
             SELECT array_agg(team_id ORDER BY team_id) FILTER (WHERE amount <> 0),
-                   COALESCE(SUM(amount), 0)
+                   COALESCE(SUM(amount), 0),
+                   array_agg(team_id ORDER BY team_id) FILTER (WHERE amount <> 0 AND due)
             FROM moved
             """,
             {**params, "metered_until": until},
         )
-        team_ids, total = cursor.fetchone()
-    return UsageBatch(0, to_money(total), tuple(team_ids or ()))
+        team_ids, total, due = cursor.fetchone()
+    return UsageBatch(0, to_money(total), tuple(team_ids or ()), tuple(due or ()))
 
 
 def claim_accounts(*, until: datetime, after: int, size: int) -> list[tuple[int, int]]:
@@ -378,18 +385,22 @@ def run_balance_hooks_on_commit(team_ids: Sequence[int]) -> None:
         transaction.on_commit(run)
 
 
+# When an account's balance hooks (auto-recharge, the low-balance e-mail) may have work: SQL
+# on the account `{a}`.
+_BELOW_A_THRESHOLD = (
+    "(({a}.auto_recharge_enabled AND {a}.balance < {a}.auto_recharge_threshold) "
+    "OR ({a}.low_balance_alert_threshold IS NOT NULL "
+    "AND {a}.balance < {a}.low_balance_alert_threshold))"
+)
+
+
 def _below_a_threshold(team_ids: Sequence[int]) -> list[int]:
-    """One array parameter, in team id order (the ORM's IN list of 50,000 placeholders and
-    the accounts' default ordering by team name cost 0.04-0.15 s a batch)."""
+    """One array parameter, in team id order (the ORM's IN list of thousands of placeholders
+    and the accounts' default ordering by team name cost 0.04-0.15 s a batch)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""
-            SELECT team_id FROM {ACCOUNTS} WHERE team_id = ANY(%s)
-              AND ((auto_recharge_enabled AND balance < auto_recharge_threshold)
-                   OR (low_balance_alert_threshold IS NOT NULL
-                       AND balance < low_balance_alert_threshold))
-            ORDER BY team_id
-            """,
+            f"SELECT a.team_id FROM {ACCOUNTS} a WHERE a.team_id = ANY(%s) "
+            f"AND {_BELOW_A_THRESHOLD.format(a='a')} ORDER BY a.team_id",
             [list(team_ids)],
         )
         return [row[0] for row in cursor.fetchall()]

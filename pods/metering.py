@@ -157,6 +157,8 @@ class TickResult:
         self.written_off_minutes += step.written_off_minutes
         self.written_off += step.written_off
         self.team_ids.update(step.charged_teams)
+        self.pods += step.pods
+        self.volumes += step.volumes
 
 
 @dataclass
@@ -168,12 +170,18 @@ class Step:
     written_off_minutes: int = 0
     written_off: Decimal = ZERO
     charged_teams: set[int] = field(default_factory=set)
+    # Of those, the teams whose balance hooks may be due (billing.usage.UsageBatch).
+    hook_teams: set[int] = field(default_factory=set)
+    # Resources a tick's batch metered (from its groups).
+    pods: int = 0
+    volumes: int = 0
 
     def posted(self, batch: usage.UsageBatch) -> None:
         self.entries += batch.entries
         self.total += batch.total
         if batch.total:
             self.charged_teams.update(batch.team_ids)
+            self.hook_teams.update(batch.hooks_due())
 
 
 def price_params() -> dict:
@@ -260,7 +268,7 @@ def _settle(model, resource, *, at: datetime) -> datetime:
         end = model.objects.values_list("metered_until", flat=True).get(pk=resource.pk)
         model.objects.filter(pk=resource.pk).update(**closed)
         _drop_teams()
-    usage.run_balance_hooks_on_commit(sorted(step.charged_teams))
+    usage.run_balance_hooks_on_commit(sorted(step.hook_teams))
     return end
 
 
@@ -281,13 +289,12 @@ def meter(*, until: datetime | None = None, batch_size: int = BATCH_SIZE) -> Tic
                 break
             team_ids = sorted(team_id for _, team_id in claimed)
             step = _meter_batch(team_ids, until=until)
-            usage.run_balance_hooks_on_commit(sorted(step.charged_teams))
+            usage.run_balance_hooks_on_commit(sorted(step.hook_teams))
         result.add(step)
         result.teams += len(team_ids)
         after = claimed[-1][0]
     for hook in TICK_HOOKS:
         result.add(hook(until=until))
-    _count_metered(result)
     return result
 
 
@@ -304,15 +311,20 @@ def _meter_batch(team_ids: list[int], *, until: datetime) -> Step:
         _create_groups()
     _charge_batch(step, until=until)
     _close_hours(step, until=until)
+    _count_groups(step)
     _drop_teams()
     return step
 
 
-def _count_metered(result: TickResult) -> None:
-    """How many resources the tick covered (for the command's report)."""
-    if result.teams:
-        result.pods = Pod.objects.exclude(status=Pod.Status.TERMINATED).count()
-        result.volumes = NetworkVolume.objects.count()
+def _count_groups(step: Step) -> None:
+    """How many pods and network volumes the batch metered, for the command's report (a
+    COUNT of the pods table took 0.01-0.07 s a tick at 100,000 pods, ten times that at 1M)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT COALESCE(SUM(n), 0) FROM {GROUPS}), "
+            f"(SELECT COALESCE(SUM(n), 0) FROM {GROUPS_V})"
+        )
+        step.pods, step.volumes = (int(count) for count in cursor.fetchone())
 
 
 def _start_metering_new_rows() -> None:
