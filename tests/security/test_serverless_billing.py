@@ -7,8 +7,10 @@ import json
 
 import pytest
 import time_machine
+from asgiref.sync import async_to_sync
 from django.test import Client, TestCase
 
+from console.asgi import application
 from pods import funds
 from pods.metering import meter
 from serverless import services
@@ -24,6 +26,7 @@ from tests.serverless.test_billing import (
     spent,
     worker_on_a_pod,
 )
+from tests.serverless.test_held_requests import runsync
 
 pytestmark = pytest.mark.django_db
 FORM = "application/x-www-form-urlencoded"
@@ -75,3 +78,11 @@ def test_a_team_short_of_funds_cannot_queue_jobs_by_any_client_route(team, api):
         services.submit_job(actor=None, endpoint=endpoint, payload={"input": {}})
     assert refused.value.status == 402 and not Job.objects.exists()
     assert run(api, endpoint).status_code == 402
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_held_runsync_at_the_asgi_level_refuses_too(team, alice):
+    endpoint = an_endpoint(team, funded=False)
+    reply = async_to_sync(runsync(team, alice, endpoint).run)(application)
+    assert reply.status == 402 and "does not cover 10 minutes" in json.loads(reply.body)["message"]
+    assert not Job.objects.exists()
