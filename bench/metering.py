@@ -30,12 +30,21 @@ the line says how many pod minutes it wrote off; the bare SQL charges every minu
 ratio is not like for like). Progress goes to stderr.
 """
 
-import argparse
+# ruff: noqa: E402 (sys.path is fixed before any import that may import `queue`)
+import os
 import sys
+
+# Run as a file, bench/ comes first on sys.path, where bench/queue.py would shadow the standard
+# library's `queue` (psycopg imports it): the project's root takes its place, as in queue.py.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if sys.path and os.path.abspath(sys.path[0] or os.curdir) == os.path.join(ROOT, "bench"):
+    sys.path[0] = ROOT
+
+import argparse
 import time
 from datetime import UTC, datetime, timedelta
 
-from scratch_db import scratch_database
+from bench.scratch_db import scratch_database
 
 FIRST = datetime(2026, 11, 2, 10, 58, tzinfo=UTC)  # metering starts here
 TICKS = [FIRST + timedelta(minutes=n) for n in (1, 2, 3, 4)]  # 10:59 (first), 11:00 .. 11:02
