@@ -345,3 +345,11 @@ def test_a_jobs_page_shows_its_webhooks_last_delivery_escaped(team, alice):
     webhook = html[html.index('data-testid="job-webhook"') :].split("</dd>")[0]
     assert "https://hooks.example.com/done" in webhook and "not delivered · 3 attempts" in webhook
     assert "last: HTTP 500 &lt;/code&gt;" in webhook and "<script>" not in html
+
+
+def test_the_tester_says_plainly_when_low_funds_refuse_the_job(team, alice):
+    endpoint = an_endpoint(team, funded=False)  # the team has no credit
+    html = send_to_tester(login(alice), endpoint, "{}").content.decode()
+    assert 'data-testid="tester-error"' in html and "add credit to send jobs" in html
+    page = send_to_tester(login(alice), endpoint, "{}", htmx=False)
+    assert page.status_code == 402 and not Job.objects.exists()
