@@ -1,7 +1,8 @@
 """The autoscaler: one pass over the endpoints that have, or may need, workers.
 
-Per endpoint, in one transaction with its row locked (SKIP LOCKED, so two passes never work on
-one endpoint at once and never double-start), in this order:
+Their workers and queues are read in bulk; an endpoint with something to do (has_work) is
+then scaled in one transaction with its row locked (SKIP LOCKED, so two passes never work on
+one endpoint at once and never double-start), reading them again under the lock, in order:
 
 1. stop workers that cannot serve: their pod died or exited (its running jobs are re-queued
    once), they reported unhealthy, missed heartbeats (`SERVERLESS_WORKER_UNHEALTHY_AFTER`),
