@@ -252,8 +252,13 @@ CELERY_BEAT_SCHEDULE: dict = {
     "sweep-serverless-jobs": {"task": "serverless.tasks.sweep_jobs_task", "schedule": 5.0},
     # Serverless: start workers (min always on, flex for the queue), retire idle flex ones,
     # replace stale, unhealthy and dead ones (re-queue their jobs once), stop workers still
-    # running a timed-out job. By hand: `manage.py autoscale`.
-    "serverless-autoscale": {"task": "serverless.tasks.autoscale_task", "schedule": 3.0},
+    # running a timed-out job. By hand: `manage.py autoscale`. A pass still queued when the
+    # next is due is dropped (expires): passes never pile up behind a slow one.
+    "serverless-autoscale": {
+        "task": "serverless.tasks.autoscale_task",
+        "schedule": 3.0,
+        "options": {"expires": 3.0},
+    },
     # Hosting: machines whose agent sent no heartbeat for 90 s go offline (metering charges
     # nothing there) with a downtime interval; reliability scores follow the rolling window.
     # By hand: `manage.py check_heartbeats`.
