@@ -1,7 +1,7 @@
 """Serverless jobs through the real HTTP API and real runpod workers, next to a bare
 PostgreSQL SKIP LOCKED loop doing the queue's work, measured in the same run.
 
-    ./scripts/bench.sh -m bench.queue [--jobs 300] [--workers 2] [--serial 30]
+    ./scripts/bench.sh -m bench.queue [--jobs 300] [--workers 2] [--serial 30] [--split]
 
 (scripts/bench.sh starts a throwaway PostgreSQL and Redis; with your own, run
 `DATABASE_URL=postgres://.../postgres REDIS_URL=redis://... python -m bench.queue` from the
@@ -23,7 +23,10 @@ input; concurrency CONCURRENCY, so workers take batches). Then:
   1)` and completing it.
 
 It prints jobs/s and the p50 and p90 submit->complete latency of the burst and of the bare loop
-(server timestamps: created_at to completed_at) and their ratio, then the serial phases' p50s.
+(server timestamps: created_at to completed_at) and their ratio, the CPU time the servers and
+the workers spent per job, then the serial phases' p50s. With `--split` the layout of
+production (README, "Deploying for real"): the client routes and the short worker routes on
+gunicorn (2 sync workers), only the held job-take and job-stop on daphne.
 """
 
 # ruff: noqa: E402 (sys.path is fixed before any import that may import `queue`)
@@ -94,27 +97,50 @@ def listening(port: int) -> bool:
         return False
 
 
+def daphne(port: int) -> list[str]:
+    program = str(Path(sys.executable).with_name("daphne"))
+    return [program, "-b", "127.0.0.1", "-p", str(port), "console.asgi:application"]
+
+
+def gunicorn(port: int) -> list[str]:
+    """Production's WSGI servers for the short routes (README, "Deploying for real")."""
+    program = str(Path(sys.executable).with_name("gunicorn"))
+    return [program, "-w", "2", "-b", f"127.0.0.1:{port}", "console.wsgi:application"]
+
+
 @contextmanager
-def running_server() -> Iterator[tuple[str, int]]:
-    """daphne serving console.asgi (its access log in a temporary file); stopped, and waited
+def running_server(command: Callable[[int], list[str]], **env: str) -> Iterator[tuple[str, int]]:
+    """The server `command(port)` starts (its log in a temporary file); stopped, and waited
     for, before the scratch database is dropped."""
     port = free_port()
-    daphne = Path(sys.executable).with_name("daphne")
-    command = [str(daphne), "-b", "127.0.0.1", "-p", str(port), "console.asgi:application"]
     with tempfile.TemporaryFile() as log:
-        server = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=log)
+        server = subprocess.Popen(
+            command(port), cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=log
+        )
         try:
-            wait_until(lambda: server.poll() is not None or listening(port), 30, "daphne start")
+            wait_until(lambda: server.poll() is not None or listening(port), 30, "server start")
             if server.poll() is not None:
                 log.seek(0)
-                raise RuntimeError("daphne exited:\n" + log.read()[-3000:].decode())
+                raise RuntimeError("the server exited:\n" + log.read()[-3000:].decode())
             yield f"http://127.0.0.1:{port}", server.pid
         except BaseException:
             log.seek(0)
-            print("daphne's log tail:\n" + log.read()[-3000:].decode(), file=sys.stderr)
+            print("the server's log tail:\n" + log.read()[-3000:].decode(), file=sys.stderr)
             raise
         finally:
             stop(server, signal.SIGTERM)
+
+
+@contextmanager
+def running_servers(split: bool) -> Iterator[tuple[str, str, list[int]]]:
+    """(the URL of the short routes, the URL of the held ones, the servers' pids): one daphne
+    for everything as under `make run`, or with `split` gunicorn for the short ones."""
+    with running_server(daphne) as (held, pid):
+        if not split:
+            yield held, held, [pid]
+            return
+        with running_server(gunicorn, DATABASE_POOL_SIZE="0") as (short, wsgi_pid):
+            yield short, held, [pid, wsgi_pid]
 
 
 def stop(process: subprocess.Popen, how: int, group: bool = False) -> None:
@@ -145,8 +171,9 @@ def make_endpoint():
 
 
 @contextmanager
-def running_workers(endpoint, base_url: str, count: int) -> Iterator[list[int]]:
-    """`count` runpod worker processes, each polling job-take (their first take sets ready_at);
+def running_workers(endpoint, base_url: str, held_url: str, count: int) -> Iterator[list[int]]:
+    """`count` runpod worker processes, each polling job-take at `held_url` (their first take
+    sets ready_at; the SDK derives job-stop from it) and posting the rest to `base_url`;
     yields their pids; killed with their process groups on the way out."""
     from serverless import services
     from serverless.models import Worker
@@ -164,6 +191,8 @@ def running_workers(endpoint, base_url: str, count: int) -> Iterator[list[int]]:
                     "RUNPOD_LOG_LEVEL": "ERROR",
                     **services.worker_env(worker=worker, secret=secret, base_url=base_url),
                 }
+                take = services.worker_env(worker=worker, secret=secret, base_url=held_url)
+                env["RUNPOD_WEBHOOK_GET_JOB"] = take["RUNPOD_WEBHOOK_GET_JOB"]
                 workers.append(
                     subprocess.Popen(
                         [sys.executable, str(script)],
@@ -369,15 +398,17 @@ def bare_loop(url: str, jobs: int) -> dict[str, float]:
     return {"rate": len(rows) / span, "p50": p(latencies, 50), "p90": p(latencies, 90)}
 
 
-def report(jobs: int, workers: int, api: dict, bare: dict, one: dict, count: int) -> str:
+def report(args, api: dict, bare: dict, one: dict) -> str:
+    servers = "daphne + gunicorn" if args.split else "daphne"
     return (
-        f"{jobs} jobs, {workers} runpod workers: HTTP API {api['rate']:.0f} jobs/s, "
+        f"{args.jobs} jobs, {args.workers} runpod workers, {servers}: "
+        f"HTTP API {api['rate']:.0f} jobs/s, "
         f"p50 {api['p50']:.0f} ms, p90 {api['p90']:.0f} ms (p50 /run {api['run']:.0f} ms, "
         f"queued->taken {api['queued']:.0f} ms, taken->done {api['done']:.0f} ms); "
         f"bare SKIP LOCKED loop {bare['rate']:.0f} jobs/s, p50 {bare['p50']:.1f} ms, "
         f"p90 {bare['p90']:.1f} ms; the API moves {api['rate'] / bare['rate']:.3f}x the bare "
-        f"loop's jobs/s; CPU per job: daphne {api['cpu_server']:.1f} ms, the workers "
-        f"{api['cpu_workers']:.1f} ms\n{count} serial jobs, p50 of each phase: "
+        f"loop's jobs/s; CPU per job: {servers} {api['cpu_server']:.1f} ms, the workers "
+        f"{api['cpu_workers']:.1f} ms\n{args.serial} serial jobs, p50 of each phase: "
         f"/run {one['run']:.1f} ms, "
         f"queued->taken {one['queued']:.1f} ms, taken->done {one['done']:.1f} ms, "
         f"/status {one['status']:.1f} ms"
@@ -389,16 +420,21 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--serial", type=int, default=30)
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="the short routes on gunicorn (2 workers), only the held ones on daphne",
+    )
     args = parser.parse_args()
     with scratch_database("queue.py", "bench_queue", **SERVER_ENV):
-        with running_server() as (base_url, server):
+        with running_servers(args.split) as (base_url, held_url, servers):
             endpoint, secret = make_endpoint()
-            with running_workers(endpoint, base_url, args.workers) as workers:
-                pids = {"server": [server], "workers": workers}
+            with running_workers(endpoint, base_url, held_url, args.workers) as workers:
+                pids = {"server": servers, "workers": workers}
                 api = burst(base_url, endpoint, secret, args.jobs, pids)
                 one = serial(base_url, endpoint, secret, args.serial)
         bare = bare_loop(os.environ["DATABASE_URL"], args.jobs)
-        print(report(args.jobs, args.workers, api, bare, one, args.serial))
+        print(report(args, api, bare, one))
 
 
 if __name__ == "__main__":
