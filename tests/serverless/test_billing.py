@@ -372,3 +372,15 @@ def test_the_referrer_earns_5_percent_of_the_referred_serverless_spend(alice, se
     referrer_team = alice.memberships.get(team__is_personal=True).team
     assert balance(referrer_team) == Decimal("0.1824")
     assert_ledger_clean()
+
+
+def test_deleting_an_endpoint_posts_its_workers_seconds_first(team, endpoint):
+    worker = ready_worker(endpoint, ready=at(0))
+    meter_workers(until=at(20))  # 20 minutes charged, not posted yet
+    with time_machine.travel(at(20, 30), tick=False):
+        services.delete_endpoint(actor=None, endpoint=endpoint)
+    assert not Worker.objects.filter(pk=worker.pk).exists()
+    row = worker_rows().get()
+    assert (row.period_start, row.period_end) == (T0, at(20, 30))
+    assert -row.amount == seconds_cost(PRICE, T0, at(20, 30))
+    assert_ledger_clean()  # no open seconds left behind by the deleted worker rows
