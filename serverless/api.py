@@ -106,6 +106,12 @@ def _job(endpoint: Endpoint, job_id: str) -> Job:
     return found
 
 
+def refused(error: services.JobError) -> JobRefused:
+    exception = JobRefused(str(error))
+    exception.status_code = error.status  # 402 when the team's funds ran low
+    return exception
+
+
 def submit(request: Request, endpoint: Endpoint, *, sync: bool) -> Job:
     payload = read_json(request._request, INPUT_LIMIT["runsync" if sync else "run"])
     try:
@@ -113,9 +119,7 @@ def submit(request: Request, endpoint: Endpoint, *, sync: bool) -> Job:
             actor=request.user, endpoint=endpoint, payload=payload, sync=sync
         )
     except services.JobError as error:
-        refused = JobRefused(str(error))
-        refused.status_code = error.status  # 402 when the team's funds ran low
-        raise refused from None
+        raise refused(error) from None
 
 
 @job_route("POST")
@@ -165,7 +169,7 @@ def retry(request: Request, endpoint_id: str, job_id: str) -> Response:
     try:
         job = services.retry_job(actor=request.user, job=_job(endpoint, job_id))
     except services.JobError as error:
-        raise JobRefused(str(error)) from None
+        raise refused(error) from None
     return Response({"id": job.public_id, "status": job.status})
 
 

@@ -215,6 +215,8 @@ def retry_job(*, actor, job: Job) -> Job:
     job = _locked_job(job)
     if job.status not in Job.RETRYABLE:
         raise JobError(f"Only FAILED or TIMED_OUT jobs can be retried; this one is {job.status}.")
+    if refused := metering.refusal(job.endpoint.team):  # a retry is new work, as in submit_job
+        raise JobError(refused, status=402)
     job.chunks.all().delete()
     job.status = Job.Status.IN_QUEUE
     job.retries += 1

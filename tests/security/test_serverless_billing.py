@@ -68,7 +68,7 @@ def test_a_worker_stopped_for_low_funds_cannot_work_on_or_bill_more(team):
     assert spent(team) == seconds_cost(worker.price, at(0), at(1, 5))  # not a second more
 
 
-def test_a_team_short_of_funds_cannot_queue_jobs_by_any_client_route(team, api):  # noqa: F811
+def test_a_team_short_of_funds_cannot_queue_or_retry_jobs_by_any_client_route(team, api):  # noqa: F811
     endpoint = an_endpoint(team, funded=False)
     for path in ("run", "runsync"):
         body = json.dumps({"input": {"prompt": "hi"}})
@@ -78,6 +78,13 @@ def test_a_team_short_of_funds_cannot_queue_jobs_by_any_client_route(team, api):
         services.submit_job(actor=None, endpoint=endpoint, payload={"input": {}})
     assert refused.value.status == 402 and not Job.objects.exists()
     assert run(api, endpoint).status_code == 402
+    failed = Job.objects.create(
+        endpoint=endpoint, input={}, execution_timeout=600, status=Job.Status.FAILED
+    )
+    retry = api.post(f"/v2/{endpoint.public_id}/retry/{failed.public_id}")
+    assert retry.status_code == 402  # a retry is new work too
+    failed.refresh_from_db()
+    assert failed.status == Job.Status.FAILED
 
 
 @pytest.mark.django_db(transaction=True)
