@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def setup_django(data_dir: str) -> None:
-    sys.path.insert(0, str(ROOT))
+    # In bench/'s place, not before it: bench/queue.py would shadow the standard library's queue.
+    sys.path[0] = str(ROOT)
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")) or not os.environ.get("REDIS_URL"):
         sys.exit("bench/pod_start.py needs DATABASE_URL and REDIS_URL (see its docstring)")
