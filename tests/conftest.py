@@ -69,3 +69,14 @@ def asgi_pool(django_db_setup):
     from serverless import asgi
 
     asgi.close_connections()
+
+
+@pytest.fixture
+def eager_tasks():
+    """Celery tasks run inline where they are queued, as a worker would run them."""
+    from console.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous

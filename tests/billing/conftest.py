@@ -24,17 +24,6 @@ def burn_rates():
     burn.BURN_RATE_PROVIDERS.remove(provider)
 
 
-@pytest.fixture
-def eager_tasks():
-    """Celery tasks queued by billing run inline, as a worker would run them."""
-    from console.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

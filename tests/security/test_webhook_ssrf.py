@@ -12,7 +12,6 @@ import pytest
 from serverless import webhooks
 from teams.models import AuditEvent
 from tests.serverless.webhook_receivers import (  # noqa: F401 (fixtures)
-    eager_fixture,
     endpoint_fixture,
     finish,
     private_allowed_fixture,
@@ -23,7 +22,7 @@ from tests.serverless.webhook_receivers import (  # noqa: F401 (fixtures)
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.usefixtures("eager", "private_allowed")
+@pytest.mark.usefixtures("eager_tasks", "private_allowed")
 def test_redirects_are_not_followed(endpoint, serve, django_capture_on_commit_callbacks):
     elsewhere = serve()
     redirecting = serve(statuses=[302], headers={"Location": elsewhere.url})
@@ -93,7 +92,7 @@ def test_private_addresses_are_refused_when_the_setting_is_off(url, serve, setti
     assert server.requests == []
 
 
-@pytest.mark.usefixtures("eager")
+@pytest.mark.usefixtures("eager_tasks")
 def test_a_refused_webhook_is_recorded_and_not_retried(
     endpoint, serve, settings, django_capture_on_commit_callbacks
 ):
@@ -130,7 +129,7 @@ def test_public_addresses_pass_the_check():
 
 
 def test_a_hostile_jobs_webhook_never_connects_to_the_consoles_loopback(
-    endpoint, console_listener, settings, eager, django_capture_on_commit_callbacks
+    endpoint, console_listener, settings, eager_tasks, django_capture_on_commit_callbacks
 ):
     """The hook a job names is called by the console itself, from the host: with the setting
     off, a service on the host's loopback (by address or by a name resolving there) gets no

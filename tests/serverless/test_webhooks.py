@@ -17,7 +17,6 @@ from tests.sdk_driver import sdk_process
 from tests.serverless.factories import a_worker, an_endpoint
 from tests.serverless.live import WorkerProcess, asgi_server, child_env  # noqa: F401 (fixture)
 from tests.serverless.webhook_receivers import (  # noqa: F401 (fixtures)
-    eager_fixture,
     endpoint_fixture,
     finish,
     private_allowed_fixture,
@@ -28,7 +27,7 @@ from tests.waiting import wait_for
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.usefixtures("eager", "private_allowed")
+@pytest.mark.usefixtures("eager_tasks", "private_allowed")
 def test_a_finished_job_posts_its_status_once(endpoint, serve, django_capture_on_commit_callbacks):
     server = serve()
     job = finish(endpoint, server.url, django_capture_on_commit_callbacks)
@@ -54,7 +53,7 @@ def test_a_finished_job_posts_its_status_once(endpoint, serve, django_capture_on
     assert len(server.requests) == 1
 
 
-@pytest.mark.usefixtures("eager", "private_allowed")
+@pytest.mark.usefixtures("eager_tasks", "private_allowed")
 def test_a_failed_job_and_a_cancelled_one_are_posted_too(
     endpoint, serve, alice, django_capture_on_commit_callbacks
 ):
@@ -73,7 +72,7 @@ def test_a_failed_job_and_a_cancelled_one_are_posted_too(
     assert bodies[0]["error"] == "boom"
 
 
-@pytest.mark.usefixtures("eager", "private_allowed")
+@pytest.mark.usefixtures("eager_tasks", "private_allowed")
 def test_failures_are_retried_a_bounded_number_of_times(
     endpoint, serve, django_capture_on_commit_callbacks
 ):
@@ -91,7 +90,7 @@ def test_failures_are_retried_a_bounded_number_of_times(
     assert (job.webhook_attempts, job.webhook_result) == (2, "HTTP 200")
 
 
-@pytest.mark.usefixtures("eager", "private_allowed")
+@pytest.mark.usefixtures("eager_tasks", "private_allowed")
 def test_a_job_retried_before_delivery_is_not_posted_as_finished(
     endpoint, serve, alice, django_capture_on_commit_callbacks
 ):

@@ -65,16 +65,6 @@ def serve_fixture() -> Iterator:
         server.server_close()
 
 
-@pytest.fixture(name="eager")
-def eager_fixture():
-    from console.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
-
-
 @pytest.fixture(name="private_allowed")
 def private_allowed_fixture(settings):
     settings.SERVERLESS_WEBHOOK_ALLOW_PRIVATE = True
