@@ -18,7 +18,6 @@ from billing.burn import burn_rate
 from billing.management.commands.check_ledger import mismatches
 from billing.models import BillingAccount, LedgerEntry
 from billing.money import ZERO, period_share
-from billing.services import post_entry
 from pods import funds
 from pods.metering import meter
 from pods.models import Pod
@@ -31,7 +30,7 @@ from teams.models import AuditEvent
 from tests.api.test_api_keys import make_key
 from tests.billing.test_concurrency import run_in_threads
 from tests.pods.factories import catalogue, stopped_pod
-from tests.referrals.conftest import referred
+from tests.referrals.conftest import referred, top_up
 from tests.serverless.factories import a_worker, an_endpoint
 
 pytestmark = pytest.mark.django_db
@@ -54,16 +53,6 @@ def seconds_cost(price: Decimal, start: datetime, end: datetime) -> Decimal:
         total += period_share(price, int((moment - hour).total_seconds()), 3600)
         moment += timedelta(seconds=1)
     return total
-
-
-def fund(team, amount: str = "100") -> None:
-    post_entry(
-        team=team,
-        amount=Decimal(amount),
-        kind="top_up",
-        idempotency_key=f"test-top-up:{team.pk}:{amount}",
-        description="Card top-up",
-    )
 
 
 def balance(team) -> Decimal:
@@ -292,7 +281,7 @@ def api(team, alice) -> APIClient:
 def test_low_funds_stops_the_workers_and_refuses_jobs_until_credit_arrives(team, api, alice):
     with time_machine.travel(T0, tick=False):  # credit before the episode does not end it
         endpoint = an_endpoint(team, funded=False)
-        fund(team, "1")
+        top_up(team, "1")
         worker = worker_on_a_pod(endpoint, price="12", ready=at(0))  # $12/h: 10 min are $2
     assert burn_rate(team) == Decimal(12)
     assert not metering.team_can_run(team)
@@ -313,7 +302,7 @@ def test_low_funds_stops_the_workers_and_refuses_jobs_until_credit_arrives(team,
     assert refused.status_code == 402 and not Job.objects.exists()
     assert "stopped because its balance ran low" in refused.json()["message"]
     with time_machine.travel(at(2), tick=False):
-        fund(team, "50")
+        top_up(team, "50")
         funds.enforce(team_ids=[team.pk])  # funded: the episode ends
     assert run(api, endpoint).status_code == 200 and metering.team_can_run(team)
 
@@ -328,7 +317,7 @@ def test_jobs_are_refused_at_zero_and_below_the_low_funds_line(team, api):
         "errors": {},
     }
     assert "balance of $0.00 does not cover 10 minutes" in refused.json()["message"]
-    fund(team, "1.50")
+    top_up(team, "1.50")
     worker_on_a_pod(endpoint, price="12", ready=at(0))  # needs $2.00 for 10 minutes
     assert run(api, endpoint).status_code == 402
     Worker.objects.update(state=Worker.State.STOPPED, stopped_at=at(0))
@@ -337,7 +326,7 @@ def test_jobs_are_refused_at_zero_and_below_the_low_funds_line(team, api):
 
 def test_the_autoscaler_may_start_only_a_worker_the_team_can_run_for_10_minutes(team):
     an_endpoint(team, funded=False)
-    fund(team, "5")
+    top_up(team, "5")
     assert metering.team_can_run(team)
     assert metering.team_can_run(team, Decimal("30"))  # $5.00 for 10 minutes
     assert not metering.team_can_run(team, Decimal("30.01"))
