@@ -15,12 +15,12 @@ from pods import funds
 from pods.metering import meter
 from serverless import services
 from serverless.models import Job, Worker, hash_secret
+from tests.referrals.conftest import top_up
 from tests.serverless.factories import an_endpoint
 from tests.serverless.test_billing import (
     T0,
     api,  # noqa: F401 (a fixture)
     at,
-    fund,
     run,
     seconds_cost,
     spent,
@@ -45,7 +45,7 @@ def ping(worker: Worker, secret: str, job: Job):
 def test_a_worker_stopped_for_low_funds_cannot_work_on_or_bill_more(team):
     with time_machine.travel(T0, tick=False):
         endpoint = an_endpoint(team, funded=False)
-        fund(team, "1")
+        top_up(team, "1")
         worker = worker_on_a_pod(endpoint, price="12", ready=at(0))
     secret = Worker.generate_secret()  # the worker's own, as its pod has it
     Worker.objects.filter(pk=worker.pk).update(secret_hash=hash_secret(secret))
