@@ -12,7 +12,10 @@ because the SDK (aiohttp) speaks TCP URLs only.
 
 Everything of the request the pod chose beyond path, method, body and a few plain headers is
 dropped: Host, Forwarded / X-Forwarded-*, cookies, and daphne's Daphne-Root-Path, whose root
-path would otherwise make Django route a different path than the one checked here.
+path would otherwise make Django route a different path than the one checked here. Each worker's
+requests in flight and per second are bounded (serverless.gateway_limits: 429 with Retry-After
+beyond); daphne (Twisted) already refuses a request line plus headers over 16 KB or with more
+than 500 headers (400).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from django.conf import settings
 
 from pods.models import Pod
 from pods.runtime import RuntimeFailure, get_backend
+from serverless.gateway_limits import Limiter, Refused, caller_key
 from serverless.worker_bootstrap import bootstrap_script
 
 # The forwarder's port inside a worker pod's network namespace (its own loopback).
@@ -32,8 +36,8 @@ GATEWAY_PORT = 18765
 
 SEGMENT = r"[^/]+"
 WORKER_ROUTE = re.compile(
-    rf"^/v2/{SEGMENT}/(?:(?:job-take|job-take-batch|job-stop|ping)/{SEGMENT}"
-    rf"|(?:job-done|job-stream)/{SEGMENT}/{SEGMENT})$"
+    rf"^/v2/{SEGMENT}/(?:(?P<one>job-take|job-take-batch|job-stop|ping)/(?P<worker>{SEGMENT})"
+    rf"|(?P<two>job-done|job-stream)/(?P<poster>{SEGMENT})/{SEGMENT})$"
 )
 # What a worker's request keeps of its headers; the gateway sets Host and the scheme itself.
 KEPT_HEADERS = frozenset(
@@ -41,16 +45,18 @@ KEPT_HEADERS = frozenset(
 )
 
 
-def is_worker_route(method: str, path: str) -> bool:
-    return method in {"GET", "POST"} and WORKER_ROUTE.match(path) is not None
+def worker_route(method: str, path: str) -> re.Match | None:
+    return WORKER_ROUTE.match(path) if method in {"GET", "POST"} else None
 
 
 class WorkerGateway:
     """ASGI middleware admitting only worker routes to `application` (the console's serverless
-    router and Django, never the pod proxy or websockets)."""
+    router and Django, never the pod proxy or websockets), each worker within the bounds of
+    serverless.gateway_limits."""
 
-    def __init__(self, application) -> None:
+    def __init__(self, application, limiter: Limiter | None = None) -> None:
         self.application = application
+        self.limiter = limiter or Limiter()
         site = urlsplit(settings.SITE_URL)
         self.scheme = site.scheme or "http"
         self.host = (site.netloc or "localhost").encode("latin-1")
@@ -62,10 +68,29 @@ class WorkerGateway:
             return
         if scope["type"] != "http":
             return
-        if not is_worker_route(scope["method"], scope["path"]):
+        route = worker_route(scope["method"], scope["path"])
+        if route is None:
             await not_found(send)
             return
-        await self.application(self.clean(scope), receive, send)
+        await self.limited(route, self.clean(scope), receive, send)
+
+    async def limited(self, route: re.Match, scope: dict, receive, send) -> None:
+        kind = route["one"] or route["two"]
+        authorization = dict(scope["headers"]).get(b"authorization", b"")
+        key = caller_key(route["worker"] or route["poster"], authorization)
+
+        async def serve(on_status) -> None:
+            async def watched(message: dict) -> None:
+                if message["type"] == "http.response.start":
+                    on_status(message["status"])
+                await send(message)
+
+            await self.application(scope, receive, watched)
+
+        try:
+            await self.limiter.run(key, kind, serve)
+        except Refused as refusal:
+            await too_many(send, refusal.retry_after)
 
     def clean(self, scope: dict) -> dict:
         headers = [(name, value) for name, value in scope["headers"] if name in KEPT_HEADERS]
@@ -81,9 +106,19 @@ class WorkerGateway:
 
 
 async def not_found(send) -> None:
-    body = b'{"error": "Not found."}'
+    await answer(send, 404, b'{"error": "Not found."}')
+
+
+async def too_many(send, retry_after: int) -> None:
+    body = b'{"error": "Too many requests from this worker."}'
+    await answer(send, 429, body, [(b"retry-after", str(retry_after).encode())])
+
+
+async def answer(send, status: int, body: bytes, extra: list | None = None) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": 404, "headers": headers})
+    await send(
+        {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
+    )
     await send({"type": "http.response.body", "body": body})
 
 
