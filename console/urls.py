@@ -34,6 +34,7 @@ urlpatterns = [
     path("api/v1/hosts/heartbeat", hosting_api.heartbeat, name="host-heartbeat"),
     path("api/v1/", include("api.urls")),
     path("graphql", GraphqlView.as_view(), name="graphql"),
+    path("v1/", include("api.runpod_rest.urls")),  # RunPod's REST API v1, for runpodctl
     path("", include("teams.public_urls")),
     path("billing/", include("billing.public_urls")),
     path("", include("pods.public_urls")),

@@ -110,11 +110,11 @@ def test_role_matrix(db, route: Route, method: str, actor: str):
 
 
 def api_actions(resolver=None) -> set[tuple[str, str]]:
-    """(url name, HTTP method) of every REST API action under /api/."""
+    """(url name, HTTP method) of every REST API action under /api/ and /v1/ (RunPod's)."""
     actions = set()
     for entry in (resolver or get_resolver()).url_patterns:
         if isinstance(entry, URLResolver):
-            if resolver is not None or str(entry.pattern).startswith("api/"):
+            if resolver is not None or str(entry.pattern).startswith(("api/", "v1/")):
                 actions |= api_actions(entry)
         elif resolver is not None and entry.name:
             view = entry.callback

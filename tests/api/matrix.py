@@ -3,6 +3,7 @@
 from pods.connect.services import add_ssh_key, save_registry_credential
 from teams.models import Membership, Role
 from teams.services import create_api_key, create_invite
+from tests.api.runpod_rest_matrix import REST_ROUTES
 from tests.conftest import make_user
 from tests.pods.factories import catalogue
 from tests.pods.matrix import a_pod as a_stopped_pod
@@ -124,4 +125,5 @@ API_ROUTES = [
     ApiRoute("api-invite-list", "POST", "admin", data={"role": "dev"}),
     ApiRoute("api-invite-detail", "GET", "admin", make_kwargs=an_invite),
     ApiRoute("api-invite-detail", "DELETE", "admin", make_kwargs=an_invite),
+    *REST_ROUTES,  # /v1/, RunPod's REST API for runpodctl
 ]

@@ -1,0 +1,22 @@
+"""RunPod's REST API v1 at /v1/ (mounted in console/urls.py), no trailing slashes as
+runpodctl sends them. DRF views are csrf-exempt; a browser session is still CSRF-checked by
+SessionAuthentication, an API key needs no token."""
+
+from django.urls import path
+
+from api.runpod_rest.endpoints import EndpointViewSet
+
+LIST = {"get": "list", "post": "create"}
+DETAIL = {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
+
+urlpatterns = [
+    path("endpoints", EndpointViewSet.as_view(LIST), name="rest-endpoint-list"),
+    path(
+        "endpoints/<str:endpoint_id>", EndpointViewSet.as_view(DETAIL), name="rest-endpoint-detail"
+    ),
+    path(
+        "endpoints/<str:endpoint_id>/update",
+        EndpointViewSet.as_view({"post": "update"}),
+        name="rest-endpoint-update",
+    ),
+]
