@@ -26,8 +26,12 @@ registered with billing.usage, so check_ledger proves it, mid-hour included.
 Low funds: the running workers' prices join the team's burn rate (pods.metering.BURN_SQL), so
 low funds, runway and can_afford count endpoints; low funds stops a short team's workers
 (pods.funds.STOP_HOOKS), `team_can_run` tells the autoscaler not to start new ones and
-submit_job refuses new jobs. A catch-up after a metering outage charges workers' seconds in
-full (they ran); the low-funds cut of pods.metering applies to pods only.
+submit_job refuses new jobs. A catch-up after a metering outage (a worker with more than a
+minute to charge) follows the pods' rule (billing.usage, "Funds floor"): the team's workers of
+the batch are charged minute by minute in order, after its pods of the same tick; the first
+minute after which the balance is below the team's low-funds line is the last one charged, the
+later seconds are written off (UsageWriteOff, never charged) and the marks move past them, as
+low funds then stops the workers. A tick on time (one minute) never cuts.
 """
 
 from __future__ import annotations
@@ -42,7 +46,13 @@ from billing import usage
 from billing.burn import burn_rate
 from billing.money import ZERO, format_usd, to_money
 from billing.services import get_account
-from pods.metering import RUNWAY_MINUTES, Step
+from pods.metering import (
+    RUNWAY_MINUTES,
+    Step,
+    funds_floor_sql,
+    price_params,
+    team_burn_sql,
+)
 from serverless.models import Endpoint, Job, Worker
 
 WORKERS = Worker._meta.db_table
@@ -68,6 +78,8 @@ _CAP = f"""LEAST(%(until)s, w.stopped_at, w.billed_until, (
     SELECT MIN(j.started_at + j.execution_timeout * interval '1 second') FROM {JOBS} j
     WHERE j.worker_id = w.id AND j.status = 'IN_PROGRESS'))"""
 _FINAL = "LEAST(w.stopped_at, w.billed_until)"
+# Whether the worker counts in its team's burn rate (burn_sql).
+_BURNING = "w.stopped_at IS NULL AND w.state NOT IN ('stopped', 'throttled') AND w.price <> 0"
 # Workers with seconds to charge or post: live ones, and ended ones not posted to their end.
 _CANDIDATES = f"""w.ready_at IS NOT NULL AND w.price <> 0 AND (
     {_FINAL} IS NULL OR w.posted_until IS NULL
@@ -88,7 +100,8 @@ def _stage_sql(*, only_one: bool, skip_locked: bool) -> str:
                    GREATEST(COALESCE(w.metered_until, date_trunc('second', w.ready_at)),
                             {_seconds_from_ready(_CAP)}) AS cb,
                    COALESCE(w.posted_until, date_trunc('second', w.ready_at)) AS pa,
-                   %(settle)s OR COALESCE({_FINAL} <= %(until)s, false) AS done
+                   %(settle)s OR COALESCE({_FINAL} <= %(until)s, false) AS done,
+                   {_BURNING} AS burning
             FROM {WORKERS} w JOIN {ENDPOINTS} e ON e.id = w.endpoint_id
             WHERE {_CANDIDATES} AND {which}
             ORDER BY w.id LIMIT %(size)s {lock}
@@ -96,15 +109,16 @@ def _stage_sql(*, only_one: bool, skip_locked: bool) -> str:
     """
 
 
-def _pieces_sql(source: str, start: str, end: str) -> str:
-    """Each worker's seconds [start, end) of `source` cut at clock hours, priced: the source's
-    columns, h (the hour), sa and sb (the piece), amount (positive) and seconds."""
+def _pieces_sql(source: str, start: str, end: str, step: str = "hour") -> str:
+    """Each worker's seconds [start, end) of `source` cut at clock hours (or minutes), priced:
+    the source's columns, h (the hour), m (the piece's hour or minute), sa and sb (the
+    piece), amount (positive) and seconds."""
     pieces = f"""
-        SELECT x.*, g.h, GREATEST(x.{start}, g.h) AS sa,
-               LEAST(x.{end}, g.h + interval '1 hour') AS sb
+        SELECT x.*, date_trunc('hour', g.m) AS h, g.m, GREATEST(x.{start}, g.m) AS sa,
+               LEAST(x.{end}, g.m + interval '1 {step}') AS sb
         FROM ({source}) AS x CROSS JOIN LATERAL generate_series(
-            date_trunc('hour', x.{start}), x.{end} - interval '1 second', interval '1 hour'
-        ) AS g(h)
+            date_trunc('{step}', x.{start}), x.{end} - interval '1 second', interval '1 {step}'
+        ) AS g(m)
         WHERE x.{end} > x.{start}
     """
     return f"""
@@ -157,6 +171,8 @@ def meter_workers(*, until: datetime, batch_size: int = BATCH_SIZE) -> Step:
             return total
         total.entries += step.entries
         total.total += step.total
+        total.written_off_minutes += step.written_off_minutes
+        total.written_off += step.written_off
         total.charged_teams.update(step.charged_teams)
         after = last
 
@@ -182,9 +198,11 @@ def _meter_batch(params: dict, *, only_one: bool) -> tuple[Step, int | None]:
         cursor.execute("SET LOCAL jit = off")  # generate_series looks like 1,000 rows to plan
         cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
         cursor.execute(f"CREATE TEMPORARY TABLE {STAGE} AS {stage}", params)
+        cursor.execute(f"ALTER TABLE {STAGE} ADD COLUMN wb timestamptz")
         cursor.execute(f"SELECT MAX(id) FROM {STAGE}")
         last = cursor.fetchone()[0]
     if last is not None:
+        _cut_at_floor()
         source = f"SELECT * FROM {STAGE}"
         step.posted(
             usage.apply_usage(
@@ -193,14 +211,81 @@ def _meter_batch(params: dict, *, only_one: bool) -> tuple[Step, int | None]:
                 created_at=timezone.now(),
             )
         )
+        _write_off(step)
         usage.run_balance_hooks_on_commit(sorted(step.charged_teams))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {WORKERS} w SET metered_until = s.cb, posted_until = s.pb "
-            f"FROM {STAGE} s WHERE w.id = s.id"
+            f"UPDATE {WORKERS} w SET metered_until = COALESCE(s.wb, s.cb), "
+            f"posted_until = COALESCE(s.wb, s.pb) FROM {STAGE} s WHERE w.id = s.id"
         )
         cursor.execute(f"DROP TABLE {STAGE}")
     return step, last
+
+
+# The funds floor of a catch-up (billing.usage, "Funds floor") ----------------------------
+
+_CATCHING_UP = f"SELECT team_id FROM {STAGE} WHERE cb - ca > interval '1 minute'"
+
+
+def _cut_points_sql() -> str:
+    """(team_id, k) for each team of the batch catching up whose balance, charged its workers'
+    minutes in order, first falls below its low-funds line in the minute before k."""
+    minutes = _pieces_sql(
+        f"SELECT * FROM {STAGE} WHERE team_id IN ({_CATCHING_UP})", "ca", "cb", "minute"
+    )
+    # The line counts the batch's stopped workers too: a worker stopped after the outage (its
+    # stop settling now) is charged as it ran, as its price counted when it ran.
+    stopped = f"SELECT team_id, SUM(c) AS per_hour FROM {STAGE} WHERE NOT burning GROUP BY 1"
+    burn = team_burn_sql("{team_id} IN (" + _CATCHING_UP + ")")
+    floors = (
+        f"SELECT team_id, {funds_floor_sql('SUM(per_hour)')} AS floor "
+        f"FROM ({burn} UNION ALL {stopped}) AS burn GROUP BY team_id"
+    )
+    return f"""
+        WITH path AS (
+            SELECT a.team_id, a.m, SUM(a.amount) AS cost FROM ({minutes}) AS a
+            GROUP BY a.team_id, a.m
+        )
+        SELECT team_id, MIN(m) + interval '1 minute' AS k FROM (
+            SELECT path.team_id, path.m, f.floor, acc.balance - SUM(path.cost) OVER (
+                PARTITION BY path.team_id ORDER BY path.m) AS balance_after
+            FROM path JOIN ({floors}) AS f ON f.team_id = path.team_id
+            JOIN {usage.ACCOUNTS} acc ON acc.team_id = path.team_id
+        ) AS walk
+        WHERE balance_after < floor GROUP BY team_id
+    """
+
+
+def _cut_at_floor() -> None:
+    """Stop the charge and the posting of the cut teams' workers at k (never before what they
+    were charged already); wb keeps how far they would have gone, for the write-off."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT EXISTS ({_CATCHING_UP})")
+        if not cursor.fetchone()[0]:
+            return
+        cursor.execute(
+            f"""
+            UPDATE {STAGE} s SET wb = s.cb, cb = GREATEST(s.ca, c.k), pb = GREATEST(s.ca, c.k)
+            FROM ({_cut_points_sql()}) AS c WHERE c.team_id = s.team_id AND c.k < s.cb
+            """,
+            price_params(),
+        )
+
+
+def _write_off(step: Step) -> None:
+    """One write-off per cut worker: its seconds [cb, wb) (minutes: the minutes begun)."""
+    pieces = _pieces_sql(f"SELECT * FROM {STAGE} WHERE wb IS NOT NULL", "cb", "wb")
+    select = f"""
+        SELECT a.team_id, 'worker' AS source_type, a.source_id,
+               MIN({_description("a")}) AS description, MIN(a.sa) AS first_minute,
+               date_trunc('minute', MAX(a.sb) - interval '1 second') AS last_minute,
+               CAST(CEIL(SUM(a.seconds) / 60.0) AS INTEGER) AS minutes,
+               SUM(a.amount) AS amount
+        FROM ({pieces}) AS a GROUP BY a.team_id, a.source_id HAVING SUM(a.amount) > 0
+    """
+    minutes, amount = usage.write_off(select_sql=select, params={}, created_at=timezone.now())
+    step.written_off_minutes += minutes
+    step.written_off += amount
 
 
 # Open accruals (billing.usage.AccrualProvider) ---------------------------------------------
@@ -253,8 +338,7 @@ def burn_sql(scope: str) -> str:
     return (
         f"SELECT e.team_id, w.price AS per_hour FROM {WORKERS} w "
         f"JOIN {ENDPOINTS} e ON e.id = w.endpoint_id "
-        "WHERE w.stopped_at IS NULL AND w.state NOT IN ('stopped', 'throttled') "
-        f"AND w.price <> 0 AND {scope.format(team_id='e.team_id')}"
+        f"WHERE {_BURNING} AND {scope.format(team_id='e.team_id')}"
     )
 
 

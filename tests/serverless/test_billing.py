@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from billing import usage
 from billing.burn import burn_rate
 from billing.management.commands.check_ledger import mismatches
-from billing.models import BillingAccount, LedgerEntry
+from billing.models import BillingAccount, LedgerEntry, UsageWriteOff
 from billing.money import ZERO, period_share
 from pods import funds
 from pods.metering import meter
@@ -253,6 +253,68 @@ def test_a_settle_inside_the_stopping_transaction_posts_everything(team, endpoin
     assert (worker.metered_until, worker.posted_until) == (at(2, 45), at(2, 45))
     assert -worker_rows().get().amount == seconds_cost(PRICE, at(0), at(2, 45))
     assert metering.accrual_totals() == {}
+    assert_ledger_clean()
+
+
+# A catch-up after an outage ----------------------------------------------------------------
+
+# $/h: a worker at $1 a minute, so its low-funds line is $10 (10 minutes of it).
+DEAR = Decimal(60)
+
+
+def written_off() -> list[tuple]:
+    rows = UsageWriteOff.objects.order_by("first_minute")
+    return list(rows.values_list("source_id", "first_minute", "last_minute", "minutes", "amount"))
+
+
+@pytest.mark.parametrize("by", ["tick", "stop"])
+def test_a_catch_up_charges_workers_no_further_than_the_teams_funds_reach(team, endpoint, by):
+    """$100, a $60/h worker, metering down from 10:01 to 13:00 (or the worker's stop settled
+    then): the balance falls below the $10 line after the catch-up's 90th minute, 11:30, so it
+    is charged up to 11:31 and the 89 minutes after are written off, never charged."""
+    worker = ready_worker(endpoint, ready=at(0, 30), price=DEAR)
+    meter_workers(until=at(1))
+    assert balance(team) == Decimal("99.5")
+    if by == "tick":
+        step = meter_workers(until=at(180))
+    else:
+        Worker.objects.filter(pk=worker.pk).update(stopped_at=at(180))
+        with transaction.atomic():
+            settle_worker(worker, at=at(180))
+    assert balance(team) == Decimal("9.5")
+    assert spent(team) == Decimal("90.5")
+    assert written_off() == [(worker.public_id, at(91), at(179), 89, Decimal(89))]
+    if by == "tick":
+        assert (step.written_off_minutes, step.written_off) == (89, Decimal(89))
+    worker.refresh_from_db()
+    assert (worker.metered_until, worker.posted_until) == (at(180), at(180))
+    periods = list(worker_rows().values_list("period_start", "period_end", "amount"))
+    assert periods == [(at(0, 30), at(60), Decimal("-59.5")), (at(60), at(91), Decimal(-31))]
+    event = AuditEvent.objects.get(action="billing.usage.written_off")
+    assert (event.details["minutes"], event.details["amount"]) == (89, "89.0000000000")
+    assert_ledger_clean()
+    meter_workers(until=at(180))  # again: nothing more is charged or written off
+    assert (balance(team), len(written_off())) == (Decimal("9.5"), 1)
+    assert_ledger_clean()
+
+
+def test_ticks_on_time_never_write_a_worker_off(team, endpoint):
+    """Minute by minute the balance may fall below the line (low funds stops the worker then);
+    every minute the worker ran is charged."""
+    ready_worker(endpoint, ready=at(0), price=DEAR)
+    for minute in range(1, 96):
+        meter_workers(until=at(minute))
+    assert balance(team) == Decimal(5)
+    assert written_off() == []
+    assert_ledger_clean()
+
+
+def test_a_catch_up_a_team_can_afford_is_charged_in_full(team, endpoint):
+    ready_worker(endpoint, ready=at(0), price=PRICE)
+    meter_workers(until=at(1))
+    meter_workers(until=at(300))
+    assert spent(team) == seconds_cost(PRICE, at(0), at(300)) == Decimal("5.925")
+    assert written_off() == []
     assert_ledger_clean()
 
 
