@@ -11,7 +11,7 @@ import shlex
 
 from api.graphql import endpoints as graphql_endpoints
 from api.graphql import wire
-from pods.models import NetworkVolume, Pod, PodTemplate, RegistryCredential
+from pods.models import CloudType, NetworkVolume, Pod, PodTemplate, RegistryCredential
 from serverless.models import Endpoint
 
 
@@ -90,7 +90,7 @@ def _machine(found: Pod) -> dict:
         "gpuDisplayName": found.gpu_type.display_name if found.gpu_type else None,
         "location": machine.data_center_id,
         "dataCenterId": machine.data_center_id,
-        "secureCloud": found.cloud_type == "secure",
+        "secureCloud": found.cloud_type == CloudType.SECURE,
     }
 
 

@@ -5,6 +5,7 @@ SessionAuthentication, an API key needs no token."""
 from django.urls import path
 
 from api.runpod_rest.endpoints import EndpointViewSet
+from api.runpod_rest.pods import PodViewSet
 
 LIST = {"get": "list", "post": "create"}
 DETAIL = {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
@@ -19,4 +20,12 @@ urlpatterns = [
         EndpointViewSet.as_view({"post": "update"}),
         name="rest-endpoint-update",
     ),
+    path("pods", PodViewSet.as_view(LIST), name="rest-pod-list"),
+    path("pods/<str:pod_id>", PodViewSet.as_view(DETAIL), name="rest-pod-detail"),
+    *[
+        path(
+            f"pods/<str:pod_id>/{verb}", PodViewSet.as_view({"post": verb}), name=f"rest-pod-{verb}"
+        )
+        for verb in ("update", "start", "stop", "restart", "reset")
+    ],
 ]
