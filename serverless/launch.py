@@ -166,11 +166,12 @@ def start_worker(endpoint: Endpoint, *, flex: bool) -> Worker:
 
 def requeue_jobs(worker: Worker, now: datetime) -> dict[str, int]:
     """The worker's running jobs go back to the queue once (counted as retried); a job that
-    was re-queued before fails instead, so a job that kills its workers cannot loop."""
+    was re-queued after a worker's death before fails instead, so a job that kills its workers
+    cannot loop. A user's /retry is not a death: it does not count here."""
     running = Job.objects.select_for_update().filter(worker=worker, status=Job.Status.IN_PROGRESS)
     counts = {"requeued": 0, "failed": 0}
     for job in running:
-        if job.retries >= 1:
+        if job.requeues >= 1:
             job.status, job.error, job.completed_at = Job.Status.FAILED, DEATH_ERROR, now
             job.expires_at = now + RETENTION[job.is_sync]
             _publish(wakeup.done_channel(job.public_id))  # a runsync waiter answers now
@@ -178,6 +179,7 @@ def requeue_jobs(worker: Worker, now: datetime) -> dict[str, int]:
         else:
             job.status, job.worker, job.started_at = Job.Status.IN_QUEUE, None, None
             job.retries += 1
+            job.requeues += 1
             counts["requeued"] += 1
         job.save()
     if counts["requeued"]:

@@ -122,7 +122,12 @@ class Job(models.Model):
     worker = models.ForeignKey(
         "Worker", models.SET_NULL, null=True, blank=True, related_name="jobs"
     )
+    # Every time the job went back to the queue: a user's /retry or a dead worker's re-queue
+    # (/health counts a job with any as retried).
     retries = models.PositiveIntegerField(default=0)
+    # Of those, the re-queues after its worker died (serverless.launch.requeue_jobs): the second
+    # death fails the job, however often a user retried it before.
+    requeues = models.PositiveSmallIntegerField(default=0)
     # A stop signal (cancel, timeout) the worker's job-stop channel has not fetched yet.
     stop_pending = models.BooleanField(default=False)
     created_by = models.ForeignKey(

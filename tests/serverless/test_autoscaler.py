@@ -219,7 +219,7 @@ def test_it_replaces_silent_and_unhealthy_workers_and_requeues_their_job_once(te
     worker.refresh_from_db()
     assert worker.stop_reason == "No heartbeat or job request for 61 s."
     job.refresh_from_db()
-    assert (job.status, job.retries, job.worker) == (Job.Status.IN_QUEUE, 1, None)
+    assert (job.status, job.retries, job.requeues, job.worker) == (Job.Status.IN_QUEUE, 1, 1, None)
     assert services.endpoint_health(endpoint)["jobs"]["retried"] == 1
 
     (second,) = live(endpoint)
@@ -232,6 +232,38 @@ def test_it_replaces_silent_and_unhealthy_workers_and_requeues_their_job_once(te
     assert (job.status, job.error) == (Job.Status.FAILED, launch.DEATH_ERROR)
     second.refresh_from_db()
     assert second.stop_reason == "It reported itself unhealthy: CUDA missing"
+
+
+def test_a_job_a_user_retried_still_survives_its_first_worker_death(team, parts, clock):
+    """User retries (/retry) and dead-worker re-queues are counted apart: only the second
+    death fails the job, however often it was retried; /health counts it retried once."""
+    endpoint = an_endpoint(team, workers_min=1)
+    autoscale(now=clock(0))
+    (worker,) = live(endpoint)
+    come_up(worker)
+    (job,) = submit(endpoint, 1)
+    for _ in range(2):  # the handler fails it, the user retries it: twice
+        services.claim_jobs(worker=worker, count=1)
+        services.record_result(worker=worker, job_id=job.public_id, body={"error": "boom"})
+        services.retry_job(actor=None, job=job)
+    services.claim_jobs(worker=worker, count=1)
+    job.refresh_from_db()
+    assert (job.status, job.retries, job.requeues) == (Job.Status.IN_PROGRESS, 2, 0)
+
+    counts = autoscale(now=clock(61))  # its worker went silent: the first death
+    assert (counts["requeued"], counts["failed"]) == (1, 0)
+    job.refresh_from_db()
+    assert (job.status, job.retries, job.requeues) == (Job.Status.IN_QUEUE, 3, 1)
+    assert services.endpoint_health(endpoint)["jobs"]["retried"] == 1
+
+    (second,) = live(endpoint)
+    come_up(second)
+    services.claim_jobs(worker=second, count=1)
+    Pod.objects.filter(pk=second.pod_id).update(status=Pod.Status.FAILED)
+    counts = autoscale(now=clock(62))  # the second death
+    assert (counts["requeued"], counts["failed"]) == (0, 1)
+    job.refresh_from_db()
+    assert (job.status, job.error, job.requeues) == (Job.Status.FAILED, launch.DEATH_ERROR, 1)
 
 
 def test_it_replaces_a_worker_whose_pod_died_or_that_never_came_up(team, parts, clock):
