@@ -13,6 +13,11 @@ from django.db.models import Q
 from pods.models import CloudType, CpuInstanceType, DataCenter, GpuType, Machine, Pod
 from teams.models import Team
 
+# Spot pods that may still be preempted. A stopping one is already giving its GPUs back (to
+# whoever preempted it, or to its owner's stop): counted as held until it has stopped, and never
+# freed a second time for another newcomer, which would place more GPUs than the machine has.
+PREEMPTIBLE = (Pod.Status.CREATED, Pod.Status.STARTING, Pod.Status.RUNNING)
+
 
 class PlacementError(Exception):
     """No machine fits; the message names the constraint that failed."""
@@ -112,6 +117,18 @@ def place(need: Need) -> Placement:
         return placement
 
 
+def room_on(machine: Machine, need: Need) -> tuple[Pod, ...] | None:
+    """What a stopped pod starting again on its own machine (its volume is there) must preempt
+    for need.gpu_count GPUs: nothing when they are free, else the lowest spot bids it outbids
+    (the deploy rule below), or None when even those are not enough. The caller holds the
+    machine's lock."""
+    ranked = Machine.objects.filter(pk=machine.pk).with_capacity()
+    if ranked[0].free_gpus >= need.gpu_count:
+        return ()
+    placement = _fit_by_preempting(need, ranked)
+    return placement.preempt if placement else None
+
+
 def _fit_by_preempting(need: Need, ranked) -> Placement | None:
     """The machine where the fewest, cheapest spot pods make room (SPEC.md: an on-demand
     start or a higher bid preempts the lowest bids)."""
@@ -119,7 +136,7 @@ def _fit_by_preempting(need: Need, ranked) -> Placement | None:
     for machine in ranked:
         victims, freed = [], max(machine.free_gpus, 0)
         spot = machine.pods.filter(
-            status__in=Pod.HOLDING, pricing=Pod.Pricing.SPOT, gpu_count__gt=0
+            status__in=PREEMPTIBLE, pricing=Pod.Pricing.SPOT, gpu_count__gt=0
         )
         for pod in spot.order_by("bid_per_gpu", "created_at"):
             if freed >= need.gpu_count or not need.outbids(pod):

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from billing import usage
 from billing.money import ZERO, format_usd, to_money
 from billing.services import Affordability, can_afford
 from pods import live
@@ -29,7 +30,7 @@ from pods.models import (
     PodTemplate,
 )
 from pods.pricing import PodPrice, compute_per_hour, storage_per_hour
-from pods.scheduling import Need, PlacementError, place
+from pods.scheduling import PREEMPTIBLE, Need, PlacementError, place, room_on
 from teams import audit
 from teams.models import Team, User
 
@@ -181,10 +182,8 @@ def deploy_pod(*, actor, team: Team, request: DeployRequest) -> Pod:
         except PlacementError as error:
             raise PodError(str(error), field=error.field, code="placement") from error
         machine = placement.machine
-        # Victims are locked before the account row, the order metering ticks use (pods, then
-        # accounts), so the two cannot deadlock; a refused deploy rolls the preemption back.
-        for victim in placement.preempt:
-            preempt_pod(pod=victim, by=request)
+        # A refused deploy (funds, below) rolls the preemption back.
+        _preempt_all(placement.preempt, by=request, team=team)
         price = request.price()
         verdict = affordability(team=team, extra=price.total, lock=True)
         if not verdict:
@@ -204,9 +203,30 @@ def deploy_pod(*, actor, team: Team, request: DeployRequest) -> Pod:
     return pod
 
 
-def preempt_pod(*, pod: Pod, by: DeployRequest) -> Pod:
-    """Take a spot pod's GPUs for an on-demand deploy or a higher bid: SIGTERM, SIGKILL 5 s
-    later (in the worker), status preempted, volume kept, its owner told."""
+def _preempt_all(victims: tuple[Pod, ...], *, by: DeployRequest | Pod, team: Team) -> None:
+    """Every victim's row is locked (in primary-key order) before any account row, the order
+    lifecycle tasks and metering ticks use (pods, then accounts): preempting settles a victim's
+    meter, which locks its team's account, and a boot or halt task holding the next victim
+    waits for that same account. Then the accounts of every team involved are locked in one
+    ordered statement, so two preemptions across teams cannot take them in opposite orders."""
+    if not victims:
+        return
+    pks = [victim.pk for victim in victims]
+    locked = list(Pod.objects.select_for_update(of=("self",)).filter(pk__in=pks).order_by("pk"))
+    teams = sorted({victim.team_id for victim in locked} | {team.pk})
+    usage.ensure_accounts(teams)
+    usage.lock_accounts(teams)
+    for victim in locked:
+        # Stopped meanwhile by its owner (it did not hold the machine's lock): it frees the
+        # GPUs anyway, as a stop rather than a preemption.
+        if victim.status in PREEMPTIBLE:
+            preempt_pod(pod=victim, by=by)
+
+
+def preempt_pod(*, pod: Pod, by: DeployRequest | Pod) -> Pod:
+    """Take a spot pod's GPUs for an on-demand pod or a higher bid (`by`: a deploy, or a
+    stopped pod starting again): SIGTERM, SIGKILL 5 s later (in the worker), status preempted,
+    volume kept, its owner told."""
     pod = _locked(pod)
     winner = "an on-demand pod" if by.pricing == Pod.Pricing.ON_DEMAND else "a higher spot bid"
     reason = f"Preempted by {winner}: spot pods yield their GPUs. Your volume is kept."
@@ -263,19 +283,35 @@ def stop_pod(*, actor, pod: Pod, reason: str = "Stopped by a user.") -> Pod:
     return pod
 
 
+def _start_need(pod: Pod) -> Need:
+    spot = pod.pricing == Pod.Pricing.SPOT
+    return Need(
+        cloud_type=pod.cloud_type,
+        data_center=None,
+        gpu_type=pod.gpu_type,
+        gpu_count=pod.requested_gpu_count,
+        bid_per_gpu=pod.bid_per_gpu if spot else None,
+    )
+
+
 def _gpus_for_start(pod: Pod, *, zero_gpus: bool) -> int:
+    """The pod's GPUs on its machine, preempting lower spot bids as a deploy would when they
+    are not free. Locks as in deploy_pod: (the pod,) the machine, the victims, the accounts;
+    a start refused after this (funds) rolls the preemption back."""
     if zero_gpus or not pod.requested_gpu_count:
         return 0
     machine = Machine.objects.select_for_update(no_key=True).get(pk=pod.machine_id)
     if not machine.is_online:
         raise PodError(f"Machine {machine.name} is offline.", code="machine_offline")
-    free = Machine.objects.with_capacity().get(pk=machine.pk).free_gpus
-    if free < pod.requested_gpu_count:
+    victims = room_on(machine, _start_need(pod))
+    if victims is None:
+        free = Machine.objects.with_capacity().get(pk=machine.pk).free_gpus
         raise PodError(
             f"Only {free} of the {pod.requested_gpu_count} GPUs this pod needs are free on its "
             "machine. Start it with 0 GPUs to reach your data, or try again later.",
             code="gpus_taken",
         )
+    _preempt_all(victims, by=pod, team=pod.team)
     return pod.requested_gpu_count
 
 

@@ -176,6 +176,23 @@ def test_bids_are_for_the_teams_devs_and_admins_only(parts, team, charlie):
     assert (pod.pricing, pod.status) == ("on_demand", "exited")
 
 
+def test_a_higher_bid_resume_preempts_the_lower_spot_pod_holding_the_gpus(parts, team, secret):
+    fund(team)
+    held = dict(status=Pod.Status.RUNNING, pricing=Pod.Pricing.SPOT, gpu_count=4)
+    holder = stopped_pod(team, parts["machine"], bid_per_gpu=Decimal("0.30"), **held)
+    pod = stopped_pod(team, parts["machine"], gpu_count=0)
+    equal = bid(secret, pod, 0.30)
+    assert error_code(equal) == "BAD_USER_INPUT"
+    assert "GPUs this pod needs are free" in equal["errors"][0]["message"]
+    assert Pod.objects.get(pk=holder.pk).status == Pod.Status.RUNNING
+    result = bid(secret, pod, 0.45)
+    assert result["data"]["podBidResume"]["desiredStatus"] == "RUNNING", result
+    holder.refresh_from_db()
+    assert (holder.status, holder.next_status) == ("stopping", "preempted")
+    assert "higher spot bid" in holder.status_reason
+    assert AuditEvent.objects.get(action="pod.preempted").resource_id == holder.public_id
+
+
 # updateUserSettings: the person's SSH keys ---------------------------------------------------
 
 
