@@ -20,6 +20,7 @@ the whole process's job traffic queued behind one thread.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import re
 import tempfile
@@ -65,6 +66,20 @@ _pool = ThreadPoolExecutor(
 )
 
 
+# Each pool thread's own context, kept from one request to the next as a WSGI thread keeps its
+# locals: Django keeps its cache clients per context, so in a new context per request the API
+# throttle opened a new Redis connection (TCP connect, HELLO) for every request.
+_thread_state = threading.local()
+
+
+def in_thread_context(function: Callable, *args):
+    """`function(*args)` in this pool thread's own long-lived context."""
+    context = getattr(_thread_state, "context", None)
+    if context is None:
+        context = _thread_state.context = contextvars.Context()
+    return context.run(function, *args)
+
+
 def in_thread(function: Callable) -> Callable[..., Awaitable]:
     """`function` run in a pool thread, old database connections closed around it."""
     return database_sync_to_async(function, thread_sensitive=False, executor=_pool)
@@ -104,7 +119,7 @@ class ThreadedDjango(ASGIHandler):
         except RequestAborted:
             return
         try:
-            status, headers, content = await in_thread(self.respond)(scope, body)
+            status, headers, content = await in_thread(in_thread_context)(self.respond, scope, body)
         finally:
             body.close()
         await send({"type": "http.response.start", "status": status, "headers": headers})

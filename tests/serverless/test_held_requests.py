@@ -4,6 +4,7 @@ job-stop delivers cancellations, /runsync waits for its result. Held requests ar
 a hundred of them add no threads."""
 
 import asyncio
+import contextvars
 import json
 import threading
 import time
@@ -11,9 +12,11 @@ import time
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from django.core.cache.backends.redis import RedisCacheClient
 
 from console.asgi import application
 from serverless import services
+from serverless.asgi import DB_THREADS
 from serverless.models import Job
 from tests.api.test_api_keys import make_key
 from tests.pods.connect_helpers import Call
@@ -158,8 +161,14 @@ def test_runsync_waits_for_the_result(team, alice, endpoint):
     worker, _ = a_worker(endpoint)
 
     async def finish_soon():
-        await asyncio.sleep(0.5)
-        [job] = await database_sync_to_async(services.claim_jobs)(worker=worker, count=1)
+        claim = database_sync_to_async(services.claim_jobs)
+        jobs: list[dict] = []
+        for _ in range(100):  # until /runsync has queued it (slow on a loaded machine)
+            await asyncio.sleep(0.1)
+            jobs = await claim(worker=worker, count=1)
+            if jobs:
+                break
+        [job] = jobs
         record = database_sync_to_async(services.record_result)
         await record(worker=worker, job_id=job["id"], body={"output": {"echo": "hi"}})
 
@@ -188,3 +197,24 @@ def test_runsync_refusals_pass_through_unheld(team, charlie, endpoint):
         application
     )
     assert reply.status == 404 and not Job.objects.exists()
+
+
+def test_short_v2_requests_keep_their_threads_cache_client(team, alice, endpoint, monkeypatch):
+    """Each pool thread keeps one context across requests, as a WSGI thread keeps its locals:
+    the API throttle's Redis client (Django keeps one per context) is made once per thread,
+    not once per request with a new connection each time."""
+    made = []
+    init = RedisCacheClient.__init__
+    monkeypatch.setattr(
+        RedisCacheClient, "__init__", lambda self, *a, **kw: made.append(1) or init(self, *a, **kw)
+    )
+    key = [(b"authorization", f"Bearer {make_key(team, alice)[1]}".encode())]
+    health = Call("GET", f"/v2/{endpoint.public_id}/health", key)
+
+    async def scenario():  # each request in a task of its own, as daphne runs them
+        return await asyncio.gather(*(health.run(application) for _ in range(3 * DB_THREADS)))
+
+    # From an empty context, as daphne's requests start: none carries this thread's caches.
+    replies = contextvars.Context().run(async_to_sync(scenario))
+    assert {reply.status for reply in replies} == {200}
+    assert len(made) <= DB_THREADS, len(made)  # one a request before
