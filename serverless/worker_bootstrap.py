@@ -13,6 +13,14 @@ worker_command): the gateway forwarder, then the Python dependencies from a cach
    lines. The next worker (or restart) with the same set finds it ready and only prints
    "dependencies cached". A lock file serialises workers installing the same set at once.
    An image that already has the runpod package and no requirements file skips this step.
+3. Old virtualenvs are pruned (PRUNE): a worker holds a shared lock on its venv's `.inuse`
+   file for as long as it runs (fd 9, inherited by the start command), touches `.ready` when
+   it starts with it, and then deletes the other venvs whose `.ready` (or, never finished,
+   the venv itself) is older than WORKER_CACHE_KEEP_DAYS (7) days, each only while it can take
+   both that venv's install lock and its `.inuse` lock exclusively (no worker installing or
+   running it). `.ready` goes first, so a worker that waited on `.inuse` meanwhile installs
+   afresh instead of running a half-deleted venv. The small lock files stay: deleting a lock
+   file another worker holds open would let a third lock a new one.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from pods.runtime.base import WORKER_GATEWAY_SOCKET, WORKER_GATEWAY_TARGET
 RUNPOD_REQUIREMENT = "runpod==1.12.0"
 INSTALLED_MARKER = "[worker] installing"
 CACHED_MARKER = "[worker] dependencies cached"
+PRUNED_MARKER = "[worker] removed the unused cache"
 
 # asyncio relay, stdlib only (the pod's python3 runs it with -I -S). Half-closes are passed on,
 # so a held long-poll or a streamed answer is never cut short.
@@ -80,10 +89,13 @@ if [ "$requirements" != /dev/null ] || ! python3 -c 'import runpod' 2>/dev/null;
   cache="${WORKER_CACHE_DIR:-$PWD/.worker-cache}"
   key=$({ python3 -VV; echo __RUNPOD__; cat "$requirements"; } | sha256sum | cut -c1-16)
   venv="$cache/venv-$key"
+  mkdir -p "$cache"
+  exec 9>>"$venv.inuse"
+  flock -s 9
   if [ -e "$venv/.ready" ]; then
     echo "__CACHED__ in $venv"
+    touch "$venv/.ready"
   else
-    mkdir -p "$cache"
     exec 8>"$venv.lock"
     flock 8
     if [ -e "$venv/.ready" ]; then
@@ -100,8 +112,27 @@ if [ "$requirements" != /dev/null ] || ! python3 -c 'import runpod' 2>/dev/null;
     fi
     exec 8>&-
   fi
+__PRUNE__
   export VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH"
 fi"""
+
+PRUNE = r"""  keep_minutes=$(( ${WORKER_CACHE_KEEP_DAYS:-7} * 1440 ))
+  exec 7>"$cache/.prune.lock"
+  if flock -n 7; then
+    for old in "$cache"/venv-*/; do
+      old="${old%/}"
+      [ -d "$old" ] && [ "$old" != "$venv" ] || continue
+      stamp="$old/.ready"
+      [ -e "$stamp" ] || stamp="$old"
+      [ -n "$(find "$stamp" -maxdepth 0 -mmin +"$keep_minutes" 2>/dev/null)" ] || continue
+      (
+        flock -n 8 || exit 0
+        flock -n -x 9 || exit 0
+        rm -f "$old/.ready" && rm -rf "$old" && echo "__PRUNED__ $old"
+      ) 8>"$old.lock" 9>>"$old.inuse" || true
+    done
+  fi
+  exec 7>&-"""
 
 
 def _fill(script: str, gateway_port: int) -> str:
@@ -112,6 +143,7 @@ def _fill(script: str, gateway_port: int) -> str:
         "__RUNPOD__": shlex.quote(RUNPOD_REQUIREMENT),
         "__CACHED__": CACHED_MARKER,
         "__INSTALLED__": INSTALLED_MARKER,
+        "__PRUNED__": PRUNED_MARKER,
     }
     for name, value in values.items():
         script = script.replace(name, value)
@@ -125,5 +157,5 @@ def forwarder_script(*, gateway_port: int) -> str:
 
 
 def bootstrap_script(*, gateway_port: int) -> str:
-    """Steps 1 and 2; the caller appends the exec of the start command."""
-    return _fill(FORWARD + "\n" + DEPENDENCIES, gateway_port)
+    """Steps 1 to 3; the caller appends the exec of the start command."""
+    return _fill(FORWARD + "\n" + DEPENDENCIES.replace("__PRUNE__", PRUNE), gateway_port)
