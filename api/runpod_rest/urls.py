@@ -6,6 +6,8 @@ from django.urls import path
 
 from api.runpod_rest.endpoints import EndpointViewSet
 from api.runpod_rest.pods import PodViewSet
+from api.runpod_rest.templates import TemplateViewSet
+from api.runpod_rest.volumes import NetworkVolumeViewSet, RegistryAuthViewSet
 
 LIST = {"get": "list", "post": "create"}
 DETAIL = {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
@@ -28,4 +30,32 @@ urlpatterns = [
         )
         for verb in ("update", "start", "stop", "restart", "reset")
     ],
+    path("templates", TemplateViewSet.as_view(LIST), name="rest-template-list"),
+    path(
+        "templates/<str:template_id>", TemplateViewSet.as_view(DETAIL), name="rest-template-detail"
+    ),
+    path(
+        "templates/<str:template_id>/update",
+        TemplateViewSet.as_view({"post": "update"}),
+        name="rest-template-update",
+    ),
+    path("networkvolumes", NetworkVolumeViewSet.as_view(LIST), name="rest-network-volume-list"),
+    path(
+        "networkvolumes/<str:volume_id>",
+        NetworkVolumeViewSet.as_view(DETAIL),
+        name="rest-network-volume-detail",
+    ),
+    path(
+        "networkvolumes/<str:volume_id>/update",
+        NetworkVolumeViewSet.as_view({"post": "update"}),
+        name="rest-network-volume-update",
+    ),
+    path(
+        "containerregistryauth", RegistryAuthViewSet.as_view(LIST), name="rest-registry-auth-list"
+    ),
+    path(
+        "containerregistryauth/<str:credential_id>",
+        RegistryAuthViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
+        name="rest-registry-auth-detail",
+    ),
 ]
