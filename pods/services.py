@@ -84,7 +84,12 @@ class DeployRequest:
         )
 
     def price(self) -> PodPrice:
-        """What the pod will cost per hour while running."""
+        """What the pod will cost per hour while running. A serverless worker's pod is billed
+        by serverless.metering at the serverless price (storage included), never by pods."""
+        if self.kind == Pod.Kind.WORKER:
+            if self.gpu_type is None:
+                return PodPrice(self.cpu_instance.serverless_price, ZERO)
+            return PodPrice(to_money(self.gpu_type.serverless_price * self.gpu_count), ZERO)
         compute = compute_per_hour(
             gpu_type=self.gpu_type,
             gpu_count=self.gpu_count,

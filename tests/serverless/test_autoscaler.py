@@ -113,6 +113,9 @@ def test_it_scales_from_zero_to_max_when_jobs_queue_and_back_to_min_after_idle(t
     actions = AuditEvent.objects.filter(resource_type="worker").values_list("action", flat=True)
     assert sorted(actions) == ["worker.started"] * 3 + ["worker.stopped"] * 2
     assert autoscale(now=clock(60)).get("stopped", 0) == 0  # min stays
+    # Each pod's deploy names the serverless price its worker is billed, not the A40's $0.79.
+    deployed = AuditEvent.objects.filter(action="pod.deployed").values_list("details", flat=True)
+    assert [d["price_per_hour"] for d in deployed] == ["1.1850000000"] * 3
 
 
 def test_it_starts_the_first_worker_at_once_and_scales_by_request_count(team, parts, clock):
