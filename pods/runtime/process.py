@@ -28,6 +28,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -68,6 +69,10 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 DEFAULT_PIDS_LIMIT = 4096
 CFS_PERIOD_US = 100_000
 SHARED_UMASK = 0o002  # pods sharing a network volume write group-writable files
+PORT_TRIES = 20
+# A connection to our own listener on loopback arrives at once, even under load; one the host's
+# NAT sends elsewhere never does.
+PORT_CHECK_SECONDS = 1.0
 
 
 @cache
@@ -97,9 +102,40 @@ def own_cgroup(controller: str) -> Path | None:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A host port for one of a pod's forwards: free to bind, and one whose connections arrive
+    at what binds it. A free port on 127.0.0.1 may still be taken by the host's NAT: Podman's
+    port publishing (CNI portmap) adds `DNAT 127.0.0.1:<port> -> <container>` rules, and leaves
+    them behind when a container's network teardown fails. A forward on such a port never sees
+    its traffic: connections go to the container, or fail (EHOSTUNREACH once its address is
+    gone), while slirp4netns listens unreached."""
+    for _ in range(PORT_TRIES):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen(1)
+            if reaches(server):
+                return server.getsockname()[1]
+    raise RuntimeFailure(
+        f"{PORT_TRIES} free host ports in a row were redirected elsewhere: check the host's "
+        "NAT rules (iptables -t nat -S) for stale DNAT rules on 127.0.0.1."
+    )
+
+
+def reaches(server: socket.socket) -> bool:
+    """Whether a connection to the listening `server`'s address arrives at `server` itself."""
+    server.settimeout(PORT_CHECK_SECONDS)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
+        # A reset rather than a FIN: no TIME_WAIT is left on either end of the probe.
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.setblocking(False)
+        client.connect_ex(server.getsockname())
+        try:
+            conn, peer = server.accept()
+        except OSError:  # TimeoutError included: the connection went elsewhere
+            return False
+        with conn:
+            ours = peer == client.getsockname()
+            client.close()  # first, so the reset is what ends the probe
+        return ours
 
 
 def process_alive(pid: int, started: float | None) -> bool:
