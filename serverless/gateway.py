@@ -28,7 +28,7 @@ from django.conf import settings
 
 from pods.models import Pod
 from pods.runtime import RuntimeFailure, get_backend
-from serverless.gateway_limits import Limiter, Refused, caller_key
+from serverless.gateway_limits import Limiter, Refused, Unknown, caller_key
 from serverless.worker_bootstrap import bootstrap_script
 
 # The forwarder's port inside a worker pod's network namespace (its own loopback).
@@ -36,7 +36,8 @@ GATEWAY_PORT = 18765
 
 SEGMENT = r"[^/]+"
 WORKER_ROUTE = re.compile(
-    rf"^/v2/{SEGMENT}/(?:(?P<one>job-take|job-take-batch|job-stop|ping)/(?P<worker>{SEGMENT})"
+    rf"^/v2/(?P<endpoint>{SEGMENT})/(?:"
+    rf"(?P<one>job-take|job-take-batch|job-stop|ping)/(?P<worker>{SEGMENT})"
     rf"|(?P<two>job-done|job-stream)/(?P<poster>{SEGMENT})/{SEGMENT})$"
 )
 # What a worker's request keeps of its headers; the gateway sets Host and the scheme itself.
@@ -54,8 +55,11 @@ class WorkerGateway:
     router and Django, never the pod proxy or websockets), each worker within the bounds of
     serverless.gateway_limits."""
 
-    def __init__(self, application, limiter: Limiter | None = None) -> None:
+    def __init__(self, application, authenticate, limiter: Limiter | None = None) -> None:
+        """`authenticate(endpoint_id=, worker_id=, authorization=)`: awaitable, the worker or
+        None (serverless.worker_asgi.authenticate in a thread), asked for callers not known."""
         self.application = application
+        self.authenticate = authenticate
         self.limiter = limiter or Limiter()
         site = urlsplit(settings.SITE_URL)
         self.scheme = site.scheme or "http"
@@ -76,21 +80,28 @@ class WorkerGateway:
 
     async def limited(self, route: re.Match, scope: dict, receive, send) -> None:
         kind = route["one"] or route["two"]
+        worker_id = route["worker"] or route["poster"]
         authorization = dict(scope["headers"]).get(b"authorization", b"")
-        key = caller_key(route["worker"] or route["poster"], authorization)
 
-        async def serve(on_status) -> None:
-            async def watched(message: dict) -> None:
-                if message["type"] == "http.response.start":
-                    on_status(message["status"])
-                await send(message)
-
-            await self.application(scope, receive, watched)
+        async def accept() -> bool:
+            found = await self.authenticate(
+                endpoint_id=route["endpoint"],
+                worker_id=worker_id,
+                authorization=authorization.decode("latin-1"),
+            )
+            return found is not None
 
         try:
-            await self.limiter.run(key, kind, serve)
+            await self.limiter.run(
+                caller_key(worker_id, authorization),
+                kind,
+                lambda: self.application(scope, receive, send),
+                accept,
+            )
         except Refused as refusal:
             await too_many(send, refusal.retry_after)
+        except Unknown:
+            await answer(send, 401, b'{"error": "Unknown worker or wrong secret."}')
 
     def clean(self, scope: dict) -> dict:
         headers = [(name, value) for name, value in scope["headers"] if name in KEPT_HEADERS]

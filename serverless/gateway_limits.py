@@ -2,8 +2,8 @@
 and must not tie up the gateway's coroutines, database threads and connections for everyone.
 
 A caller is a worker id and the secret it sends (a digest of both, so a pod sending another
-worker's id with a wrong secret never spends that worker's allowance). Each caller that the
-console has once answered with anything but 401 is *known* and gets its own bounds:
+worker's id with a wrong secret never spends that worker's allowance). Each caller whose id
+and secret the gateway accepted is *known* and gets its own bounds:
 
 - held requests (job-take, job-take-batch, job-stop) in flight: HELD (the SDK holds two, a
   take loop and a stop loop);
@@ -12,9 +12,12 @@ console has once answered with anything but 401 is *known* and gets its own boun
   would lose the result) and a worker running many jobs at once may finish them together;
 - a token bucket of RATE requests a second, BURST at once.
 
-Callers not (yet) known share one small allowance (STRANGER_*): a forged or random id costs one
-database query to refuse, so the gateway cannot let each one count as a new worker. A new
-worker's first requests go through it until the console has answered one of them.
+A caller not known yet is authenticated by the gateway itself (one query) before anything
+else, within one small allowance all such callers share (STRANGER_*: a rate, and places in
+flight with a few more waiting, as many workers may start at once): a forged or random id
+costs that query to refuse, so the gateway cannot let each one count as a new worker; a valid
+one is known from then on (its first request included), and a held request never waits as a
+stranger.
 Anything over a bound is answered 429 with Retry-After (the SDK backs off: job-take 5 s, ping
 its retries).
 
@@ -23,7 +26,7 @@ The state lives in the gateway process, not in Redis: there is one gateway daphn
 worker's traffic; a Redis round trip on every worker request would load the service the limit
 protects. A restart forgets the counts, which only hands out one fresh burst. Known callers are
 forgotten after IDLE_FORGET seconds without a request (the SDK pings every 10 s), so the table
-holds only the (worker, secret) pairs the console accepted lately.
+holds only the (worker, secret) pairs the gateway accepted lately.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import asyncio
 import hashlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 HELD = 4
@@ -43,6 +46,7 @@ BURST = 100.0
 STRANGER_RATE = 20.0
 STRANGER_BURST = 40.0
 STRANGER_IN_FLIGHT = 16
+STRANGER_WAITING = 48
 IDLE_FORGET = 120.0
 HELD_KINDS = frozenset({"job-take", "job-take-batch", "job-stop"})
 
@@ -51,6 +55,10 @@ class Refused(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__(retry_after)
         self.retry_after = retry_after
+
+
+class Unknown(Exception):
+    """The id and secret name no live worker (the gateway answers 401)."""
 
 
 @dataclass
@@ -89,43 +97,44 @@ class Limiter:
         self.clock = clock
         self.callers: dict[bytes, Caller] = {}
         self.strangers = Bucket(STRANGER_RATE, STRANGER_BURST)
-        self.strangers_in_flight = 0
+        self.strangers_in_flight = 0  # and waiting
+        self.stranger_turns = asyncio.Semaphore(STRANGER_IN_FLIGHT)
         self.swept = clock()
 
-    async def run(self, key: bytes, kind: str, serve: Callable) -> None:
-        """`serve(on_status)` within the caller's bounds (Refused when over one); on_status is
-        told the answer's status, so a caller the console accepted becomes known."""
+    async def run(
+        self, key: bytes, kind: str, serve: Callable[[], Awaitable], accept: Callable[[], Awaitable]
+    ) -> None:
+        """`serve()` within the caller's bounds: Refused when over one, Unknown when the caller
+        is not known and `accept()` (the gateway's authentication) says no."""
         now = self.clock()
         self.sweep(now)
-        caller = self.callers.get(key)
-        if caller is None:
-            return await self._as_stranger(key, serve, now)
+        caller = self.callers.get(key) or await self._accept(key, accept, now)
         caller.last_seen = now
         caller.bucket.take(now)
         if kind in HELD_KINDS:
             return await self._held(caller, serve)
         return await self._short(caller, serve)
 
-    async def _as_stranger(self, key: bytes, serve: Callable, now: float) -> None:
-        if self.strangers_in_flight >= STRANGER_IN_FLIGHT:
+    async def _accept(self, key: bytes, accept: Callable[[], Awaitable], now: float) -> Caller:
+        if self.strangers_in_flight >= STRANGER_IN_FLIGHT + STRANGER_WAITING:
             raise Refused(1)
         self.strangers.take(now)
         self.strangers_in_flight += 1
         try:
-            await serve(lambda status: self._answered(key, status))
+            async with self.stranger_turns:
+                accepted = await accept()
         finally:
             self.strangers_in_flight -= 1
-
-    def _answered(self, key: bytes, status: int) -> None:
-        if status != 401 and key not in self.callers:
-            self.callers[key] = Caller(Bucket(RATE, BURST), last_seen=self.clock())
+        if not accepted:
+            raise Unknown()
+        return self.callers.setdefault(key, Caller(Bucket(RATE, BURST), last_seen=now))
 
     async def _held(self, caller: Caller, serve: Callable) -> None:
         if caller.held >= HELD:
             raise Refused(1)
         caller.held += 1
         try:
-            await serve(lambda status: None)
+            await serve()
         finally:
             caller.held -= 1
 
@@ -135,7 +144,7 @@ class Limiter:
         caller.short += 1
         try:
             async with caller.short_turns:
-                await serve(lambda status: None)
+                await serve()
         finally:
             caller.short -= 1
 

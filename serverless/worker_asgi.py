@@ -9,9 +9,19 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 django_asgi_app = get_asgi_application()
 
-from serverless.asgi import ServerlessRouter  # noqa: E402
+from serverless import services  # noqa: E402
+from serverless.asgi import ServerlessRouter, in_thread  # noqa: E402
 from serverless.gateway import WorkerGateway  # noqa: E402
+from serverless.models import Worker  # noqa: E402
+from serverless.protocol import worker_secret  # noqa: E402
+
+
+def authenticate(*, endpoint_id: str, worker_id: str, authorization: str) -> Worker | None:
+    secret = worker_secret({"authorization": authorization})
+    return services.authenticate_worker(endpoint_id=endpoint_id, worker_id=worker_id, secret=secret)
+
 
 # The held worker long-polls as in console.asgi, and Django for the short worker routes; no pod
-# proxy and no websockets.
-application = WorkerGateway(ServerlessRouter(django_asgi_app))
+# proxy and no websockets. The gateway authenticates callers it does not know yet itself, in
+# the same database threads.
+application = WorkerGateway(ServerlessRouter(django_asgi_app), in_thread(authenticate))

@@ -93,6 +93,20 @@ def test_a_ping_flood_is_cut_to_the_workers_rate_and_its_sibling_pings_through(
     assert answers.count(200) < 400
 
 
+def test_twenty_new_workers_holding_their_first_takes_at_once_are_all_served(gateway, team):  # noqa: F811
+    """A caller not known yet is authenticated by the gateway at once, so held first requests
+    never sit in the strangers' 16 places."""
+    fund(team)
+    endpoint = an_endpoint(team)
+    takes = []
+    for _ in range(20):
+        worker, secret = a_worker(endpoint)
+        path = f"/v2/{endpoint.public_id}/job-take/{worker.public_id}"
+        takes.append((path, {"Authorization": secret}))
+    answers = [status for status, _ in statuses(gateway, takes, threads=20)]
+    assert answers == [204] * 20
+
+
 def test_forged_worker_ids_share_one_small_allowance(gateway, workers):  # noqa: F811
     w = workers
     assert request(gateway, "GET", w["sibling_ping"], None, w["sibling_auth"])[0] == 200
