@@ -4,6 +4,7 @@ SessionAuthentication, an API key needs no token."""
 
 from django.urls import path
 
+from api.runpod_rest.billing import BillingViewSet
 from api.runpod_rest.endpoints import EndpointViewSet
 from api.runpod_rest.pods import PodViewSet
 from api.runpod_rest.templates import TemplateViewSet
@@ -58,4 +59,8 @@ urlpatterns = [
         RegistryAuthViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
         name="rest-registry-auth-detail",
     ),
+    *[
+        path(f"billing/{what}", BillingViewSet.as_view({"get": what}), name=f"rest-billing-{what}")
+        for what in ("pods", "endpoints", "networkvolumes")
+    ],
 ]

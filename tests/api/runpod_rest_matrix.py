@@ -71,4 +71,8 @@ REST_ROUTES = [
     ApiRoute("rest-registry-auth-list", "POST", "deploy", data=REGISTRY),
     ApiRoute("rest-registry-auth-detail", "GET", "deploy", make_kwargs=a_registry_auth),
     ApiRoute("rest-registry-auth-detail", "DELETE", "deploy", make_kwargs=a_registry_auth),
+    *[
+        ApiRoute(f"rest-billing-{what}", "GET", "billing")
+        for what in ("pods", "endpoints", "networkvolumes")
+    ],
 ]
