@@ -83,27 +83,26 @@ def _endpoint(request: Request, endpoint_id: str, capability: str) -> Endpoint:
     current_api_key.set(key.public_id if key else None)
     if "\x00" in endpoint_id:
         raise NotFound("No such endpoint.")
-    # With its team: submitting checks the team's funds, audit events name it.
-    endpoint = (
-        Endpoint.objects.select_related("team")
-        .filter(team=membership.team, public_id=endpoint_id)
-        .first()
+    endpoint = services.only_row(
+        Endpoint.objects.filter(team=membership.team, public_id=endpoint_id)
     )
     if endpoint is None:
         raise NotFound("No such endpoint.")
+    endpoint.team = membership.team  # funds checks and audit events read it: no join needed
     return endpoint
 
 
 def _job(endpoint: Endpoint, job_id: str) -> Job:
     if "\x00" in job_id:
         raise NotFound("No such job.")
-    job = Job.objects.select_related("worker", "endpoint__team").filter(
-        endpoint=endpoint, public_id=job_id
-    )
-    found = job.first()
-    if found is None:
+    # Without its input (up to 20 MB): no answer shows it, and services that change a job
+    # lock and read it again.
+    jobs = Job.objects.select_related("worker").defer("input")
+    job = services.only_row(jobs.filter(endpoint=endpoint, public_id=job_id))
+    if job is None:
         raise NotFound("No such job.")
-    return found
+    job.endpoint = endpoint
+    return job
 
 
 def refused(error: services.JobError) -> JobRefused:
