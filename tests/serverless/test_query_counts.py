@@ -93,7 +93,9 @@ def post(worker, secret: str, kind: str, job_id: str, body: dict):
 
 
 @pytest.mark.parametrize("running", [1, 5])
-def test_job_done_runs_a_bounded_number_of_queries_and_never_rewrites_the_input(endpoint, running):
+def test_job_done_runs_a_bounded_number_of_queries_and_never_reads_or_rewrites_the_input(
+    endpoint, running
+):
     worker, secret = a_worker(endpoint)
     jobs = queue(endpoint, running)
     Job.objects.filter(pk=jobs[0].pk).update(input={"big": "x" * 10_000})
@@ -106,6 +108,8 @@ def test_job_done_runs_a_bounded_number_of_queries_and_never_rewrites_the_input(
     assert len(sqls) <= BOUNDS["job-done"], sqls
     [update] = [sql for sql in sqls if sql.startswith('UPDATE "serverless_job"')]
     assert '"input"' not in update
+    [locked] = [sql for sql in sqls if "FOR UPDATE" in sql]
+    assert 'FROM "serverless_job"' in locked and '"input"' not in locked  # nor reads it
 
 
 def test_job_stream_and_ping_run_a_bounded_number_of_queries(endpoint):
@@ -136,3 +140,5 @@ def test_run_and_status_run_a_bounded_number_of_queries(team, alice, endpoint):
     sqls = statements(lambda: replies.append(client.get(status)))
     assert replies[1].json()["status"] == "IN_QUEUE"
     assert len(sqls) <= BOUNDS["status"], sqls
+    [job] = [sql for sql in sqls if 'FROM "serverless_job"' in sql]
+    assert '"input"' not in job  # up to 20 MB, and no answer shows it
