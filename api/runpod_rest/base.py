@@ -6,7 +6,7 @@ decodes lists as bare JSON arrays and turns any non-2xx answer into `api error: 
 (RunPod's error body). Access, the API key's name in audit events and Idempotency-Key come
 from api.viewsets.TeamScopedViewSet, the base of /api/v1/ too."""
 
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -31,11 +31,21 @@ def rest_exception_handler(exc, context) -> Response | None:
     return response
 
 
+class JsonBody(JSONParser):
+    """JSON, where nesting too deep for Python's decoder is bad input, not a 500."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply.") from None
+
+
 class RestViewSet(TeamScopedViewSet):
     """A /v1/ resource. Subclasses set `capabilities` per action, as on /api/v1/."""
 
     pagination_class = None
-    parser_classes = [JSONParser]
+    parser_classes = [JsonBody]
     renderer_classes = [JSONRenderer]
 
     def get_exception_handler(self):
