@@ -4,7 +4,9 @@ with Retry-After, and a sibling worker is served throughout."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import socket
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import pytest
@@ -19,6 +21,7 @@ from tests.serverless.gateway_live import (  # noqa: F401 (fixtures)
     worker_settings,
 )
 
+MB = 1024 * 1024
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker_settings")]
 
 
@@ -143,3 +146,29 @@ def test_an_oversized_request_head_is_refused_before_the_console_sees_it(
     ]
     assert set(answers) <= {400, "cut off"}, answers
     assert head_answer(gateway, w["ping"], {**w["auth"], "User-Agent": "x" * 8_000}) == 200
+
+
+def test_an_endless_body_is_cut_off_past_20_mb_before_it_fills_the_disk(gateway, workers):  # noqa: F811
+    """Twisted would spool the whole body to a temporary file before the gateway saw it."""
+    done = workers["ping"].replace("/ping/", "/job-done/") + "/job1"
+    head = (
+        f"POST {done} HTTP/1.1\r\nHost: x\r\nAuthorization: {workers['auth']['Authorization']}\r\n"
+        f"Content-Length: {200 * MB}\r\n\r\n"
+    ).encode()
+    sent, answer = 0, b""
+    with socket.socket(socket.AF_UNIX) as connection:
+        connection.settimeout(30)
+        connection.connect(str(gateway))
+        connection.sendall(head)
+        chunk = b"x" * MB
+        try:
+            while sent < 200 * MB:
+                connection.sendall(chunk)
+                sent += MB
+        except OSError:  # the gateway closed the connection
+            pass
+        with contextlib.suppress(OSError):
+            answer = connection.recv(200)
+    assert sent < 40 * MB
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 413"), answer
+    assert request(gateway, "GET", workers["ping"], None, workers["auth"])[0] == 200
