@@ -8,6 +8,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 
+from billing.money import format_usd
 from pods.models import CpuInstanceType, GpuType, NetworkVolume, PodTemplate
 from pods.validators import validate_env_name
 from serverless.models import Endpoint
@@ -24,6 +25,41 @@ def _bounded(low: int, high: int) -> list:
     return [MinValueValidator(low), MaxValueValidator(high)]
 
 
+def _gpu_label(gpu: GpuType) -> str:
+    return f"{gpu.display_name} · {gpu.memory_gb} GB · {format_usd(gpu.serverless_price, 2)}/h"
+
+
+def _cpu_label(cpu: CpuInstanceType) -> str:
+    return f"{cpu} · {format_usd(cpu.serverless_price, 2)}/h"
+
+
+# What each setting means, as a new user asks it (RunPod's names, our units).
+LABELS = {
+    "gpu_count": "GPUs per worker",
+    "cpu_instance": "CPU instance",
+    "workers_min": "Active workers (min)",
+    "workers_max": "Max workers",
+    "idle_timeout": "Idle timeout (s)",
+    "execution_timeout": "Execution timeout (s)",
+    "scaler_type": "Scale by",
+    "scaler_value": "Scaler threshold",
+}
+HELP = {
+    "name": "Shown in the console only; the API uses the endpoint's id.",
+    "template": "The image and start command of every worker (a serverless template).",
+    "gpu_count": "Price per worker: the GPU's $/h times this count.",
+    "workers_min": "Always on, billed even when idle; 0 scales to zero.",
+    "workers_max": "The most workers running at once.",
+    "idle_timeout": "How long a worker waits for another job before it stops.",
+    "execution_timeout": "A job running longer is failed and its worker stopped.",
+    "scaler_value": (
+        "Queue delay: start a worker when a job waits longer than this many seconds. "
+        "Request count: one worker per this many queued or running jobs."
+    ),
+    "network_volume": "Mounted at /runpod-volume in every worker.",
+}
+
+
 def _style(form: forms.BaseForm) -> None:
     """Bootstrap classes on every widget (the templates render fields with {{ field }})."""
     for field in form.fields.values():
@@ -37,7 +73,7 @@ class EndpointForm(forms.ModelForm):
         label="Environment variables",
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="One KEY=value per line.",
+        help_text="One KEY=value per line, given to every worker.",
     )
 
     class Meta:
@@ -66,12 +102,29 @@ class EndpointForm(forms.ModelForm):
         self.fields["cpu_instance"].required = False
         for i in range(GPU_CHOICES):
             self.fields[f"gpu_{i}"] = forms.ModelChoiceField(
-                GpuType.objects.filter(is_active=True), required=False, label=f"GPU choice {i + 1}"
+                GpuType.objects.filter(is_active=True),
+                required=False,
+                label=f"GPU choice {i + 1}" if i else "GPU type (first choice)",
+                empty_label="—" if i else "Choose a GPU type",
+                help_text="" if i else "Price per GPU, billed per second while a worker runs.",
             )
+            self.fields[f"gpu_{i}"].label_from_instance = _gpu_label
+        self.fields["gpu_1"].help_text = "Fallbacks, used when no machine has the first free."
+        self.fields["cpu_instance"].label_from_instance = _cpu_label
+        self.fields["cpu_instance"].empty_label = "Choose a CPU instance"
+        self.fields["template"].empty_label = "Choose a template"
+        self.fields["network_volume"].empty_label = "None"
+        self._describe()
         self._bound_numbers()
         _style(self)
         if self.instance.pk and not self.is_bound:
             self._initial_from_instance()
+
+    def _describe(self) -> None:
+        for name, label in LABELS.items():
+            self.fields[name].label = label
+        for name, text in HELP.items():
+            self.fields[name].help_text = text
 
     def _bound_numbers(self) -> None:
         bounds = {
@@ -105,7 +158,10 @@ class EndpointForm(forms.ModelForm):
             key = key.strip()
             if not sep:
                 raise ValidationError(f"{key[:40]!r} needs a value: KEY=value.")
-            validate_env_name(key)
+            try:
+                validate_env_name(key)
+            except ValidationError as error:
+                raise ValidationError(f"{key[:40]!r}: {' '.join(error.messages)}") from None
             if key in seen:
                 raise ValidationError(f"{key} is set twice.")
             seen.add(key)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from decimal import Decimal
 
 from django.contrib import messages
 from django.db.models import Q
@@ -15,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from billing.money import to_money
 from pods.lifecycle import backend_for
 from pods.models import GpuType
 from pods.runtime import RuntimeFailure
@@ -62,11 +64,47 @@ def preview(value) -> str:
 
 
 def _gpu_names(endpoints: list[Endpoint]) -> None:
-    """endpoint.gpu_names: display names in priority order (one query for all endpoints)."""
+    """endpoint.gpu_names: display names in priority order, and endpoint.worker_prices: what
+    one worker costs on each choice, (name, $/h, $/s) (one query for all endpoints)."""
     ids = {gpu_id for endpoint in endpoints for gpu_id in endpoint.gpu_type_ids}
-    names = {gpu.pk: gpu.display_name for gpu in GpuType.objects.filter(pk__in=ids)}
+    gpus = GpuType.objects.filter(pk__in=ids).only("display_name", "serverless_price")
+    found = {gpu.pk: gpu for gpu in gpus}
     for endpoint in endpoints:
-        endpoint.gpu_names = [names.get(gpu_id, gpu_id) for gpu_id in endpoint.gpu_type_ids]
+        endpoint.gpu_names = [
+            found[gpu_id].display_name if gpu_id in found else gpu_id
+            for gpu_id in endpoint.gpu_type_ids
+        ]
+        endpoint.worker_prices = _worker_prices(endpoint, found)
+
+
+def _worker_prices(endpoint: Endpoint, gpus: dict[str, GpuType]) -> list[tuple]:
+    if not endpoint.is_gpu:
+        cpu = endpoint.cpu_instance
+        hourly = [] if cpu is None else [(cpu.name, cpu.serverless_price)]
+    else:
+        priced = [gpus[gpu_id] for gpu_id in endpoint.gpu_type_ids if gpu_id in gpus]
+        hourly = [(gpu.display_name, gpu.serverless_price * endpoint.gpu_count) for gpu in priced]
+    return [(name, price, per_second(price)) for name, price in hourly]
+
+
+def per_second(hourly: Decimal) -> Decimal:
+    """A serverless worker's $/h as the $/s it is billed by (per second of ready time)."""
+    return to_money(hourly / 3600)
+
+
+def error_parts(error: str) -> tuple[str, str]:
+    """A failed job's error as (summary, details). The runpod SDK reports a handler's
+    exception as JSON {"error_type", "error_message", "error_traceback"}: the summary is
+    "Type: message" and the details the traceback; any other error is its own summary."""
+    try:
+        parsed = json.loads(error)
+    except ValueError:
+        return error, ""
+    if not isinstance(parsed, dict) or "error_message" not in parsed:
+        return error, ""
+    kind, message = parsed.get("error_type"), str(parsed["error_message"])
+    summary = f"{kind}: {message}" if kind else message
+    return summary, str(parsed.get("error_traceback") or "")
 
 
 @team_view("use")
@@ -122,6 +160,7 @@ def _recent_jobs(endpoint: Endpoint) -> list[Job]:
     for job in jobs:
         job.input_preview = preview(job.input)
         job.output_preview = "" if job.output is None else preview(job.output)
+        job.error_summary = error_parts(job.error)[0] if job.error else ""
     return jobs
 
 
@@ -157,8 +196,10 @@ def _api_urls(request, endpoint: Endpoint) -> list[tuple[str, str]]:
 
 def _detail_context(request, endpoint: Endpoint, form: TestJobForm) -> dict:
     _gpu_names([endpoint])
+    live = _live_context(endpoint)
     return {
-        **_live_context(endpoint),
+        **live,
+        "rpm_total": sum(live["rpm"]["values"]),
         "form": form,
         "api_urls": _api_urls(request, endpoint),
         "runsync_url": request.build_absolute_uri(reverse("v2-runsync", args=[endpoint.public_id])),
@@ -205,6 +246,7 @@ def endpoint_test_job(request, endpoint_id: str):
 
 
 def _job_context(endpoint: Endpoint, job: Job) -> dict:
+    job.error_summary, job.error_details = error_parts(job.error) if job.error else ("", "")
     return {
         "endpoint": endpoint,
         "job": job,

@@ -3,7 +3,9 @@ endpoint page's live partial (health, percentiles computed by PostgreSQL, reques
 the request tester's validation and live status, escaping of what workers control (job output,
 errors, pod logs) and the worker log's access rules."""
 
+import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 import time_machine
@@ -13,8 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from pods import services as pod_services
-from pods.models import Pod
+from pods.models import GpuType, Pod
 from serverless import services, stats
+from serverless.forms import EndpointForm
 from serverless.models import Job, Worker
 from tests.conftest import login
 from tests.pods.conftest import parts, pods_settings, reap  # noqa: F401 (fixtures)
@@ -151,7 +154,7 @@ def test_no_completed_job_means_no_percentiles(team, alice):
         "execution": {"p50": None, "p90": None, "p99": None},
         "delay": {"p50": None, "p90": None, "p99": None},
     }
-    assert "No completed jobs yet." in detail(login(alice), endpoint)
+    assert "No completed jobs yet:" in detail(login(alice), endpoint)
 
 
 def submit_at(endpoint, when: datetime, count: int = 1) -> None:
@@ -230,9 +233,7 @@ def test_the_tester_answers_with_the_jobs_live_status_until_it_ends(team, alice)
     services.record_result(worker=worker, job_id=job.public_id, body={"output": {"x": [1, 2]}})
     done = client.get(status_url + "?partial=status").content.decode()
     assert "COMPLETED" in done and "hx-trigger" not in done
-    assert (
-        '<pre class="small bg-body-tertiary p-2 mb-2" data-testid="job-output">{\n  &quot;x' in done
-    )
+    assert 'data-testid="job-output">{\n  &quot;x' in done
 
 
 def test_hostile_job_output_and_errors_are_escaped_everywhere(team, alice):
@@ -353,3 +354,79 @@ def test_the_tester_says_plainly_when_low_funds_refuse_the_job(team, alice):
     assert 'data-testid="tester-error"' in html and "add credit to send jobs" in html
     page = send_to_tester(login(alice), endpoint, "{}", htmx=False)
     assert page.status_code == 402 and not Job.objects.exists()
+
+
+def test_durations_read_in_the_unit_a_person_reads_them_in(team, alice):
+    endpoint = an_endpoint(team)
+    job_at(endpoint, "COMPLETED", delay_ms=850, run_ms=12_345)
+    job_at(endpoint, "COMPLETED", delay_ms=125_000, run_ms=3_725_000)
+    html = detail(login(alice), endpoint, "live")
+    assert ">850 ms<" in html and ">12.3 s<" in html  # the recent jobs
+    assert ">2m 5s<" in html and ">1h 2m<" in html
+    assert "12345 ms" not in html
+
+
+def test_a_handlers_exception_reads_as_its_type_and_message_with_the_traceback_apart(team, alice):
+    endpoint = an_endpoint(team)
+    error = json.dumps(
+        {
+            "error_type": "<class 'ValueError'>",
+            "error_message": f"bad prompt {HOSTILE}",
+            "error_traceback": 'Traceback (most recent call last):\n  File "handler.py"',
+        }
+    )
+    failed = job_at(endpoint, "FAILED", error=error)
+    plain = job_at(endpoint, "FAILED", error="The worker stopped: out of memory.")
+    client = login(alice)
+    live = detail(client, endpoint, "live")
+    assert "&lt;class &#x27;ValueError&#x27;&gt;: bad prompt &lt;/code&gt;" in live
+    assert "error_traceback" not in live and "The worker stopped: out of memory." in live
+    url = reverse("endpoint_job", args=[team.slug, endpoint.public_id, failed.public_id])
+    page = client.get(url).content.decode()
+    assert 'data-testid="job-error">&lt;class &#x27;ValueError&#x27;&gt;: bad prompt' in page
+    assert 'data-testid="job-traceback">Traceback (most recent call last):\n  File' in page
+    assert "<script>alert" not in page
+    url = reverse("endpoint_job", args=[team.slug, endpoint.public_id, plain.public_id])
+    page = client.get(url).content.decode()
+    assert 'data-testid="job-error">The worker stopped: out of memory.<' in page
+    assert 'data-testid="job-traceback"' not in page
+
+
+def test_the_page_says_what_a_worker_costs_per_second_and_hour(team, alice, parts):  # noqa: F811
+    GpuType.objects.filter(pk="NVIDIA A40").update(serverless_price=Decimal("1.44"))
+    endpoint = an_endpoint(team, gpu_count=2, scaler_type="REQUEST_COUNT", scaler_value=3)
+    html = detail(login(alice), endpoint)
+    price = html.split('data-testid="worker-price">')[1].split("</dd>")[0]
+    assert "$0.0008/s" in price and "($2.88/h) on A40" in price  # 2 GPUs x $1.44/h
+    assert "a worker per 3 queued or running jobs" in html
+
+
+def test_an_endpoint_without_requests_says_so_instead_of_an_empty_chart(team, alice):
+    endpoint = an_endpoint(team)
+    client = login(alice)
+    assert 'data-testid="rpm-empty">No requests in the last hour.' in detail(client, endpoint)
+    assert 'data-testid="no-jobs">No jobs in the last 30 minutes. Send one' in detail(
+        client, endpoint
+    )
+    fund(team)
+    send_to_tester(client, endpoint, "{}")
+    assert 'data-testid="rpm-empty" hidden>' in detail(client, endpoint)
+
+
+def test_the_form_explains_its_settings_and_prices_the_gpus(team, alice, parts):  # noqa: F811
+    GpuType.objects.filter(pk="NVIDIA A40").update(serverless_price=Decimal("1.44"))
+    client = login(alice)
+    html = client.get(reverse("endpoint_create", args=[team.slug])).content.decode()
+    assert f'href="{reverse("template_create", args=[team.slug])}">create a template' in html
+    assert ">Idle timeout (s)<" in html and "before it stops" in html
+    assert ">Active workers (min)<" in html and "billed even when idle" in html
+    assert "A40 · 48 GB · $1.44/h</option>" in html
+    assert 'aria-describedby="id_idle_timeout_helptext"' in html
+    assert 'id="id_idle_timeout_helptext"' in html
+    assert 'data-compute="cpu"' in html and "js/serverless.js" in html
+
+
+def test_a_bad_variable_name_is_named_in_the_error(team, alice):
+    form = EndpointForm({"env_text": "OK=1\n1BAD=x"}, team=team)
+    assert not form.is_valid()
+    assert form.errors["env_text"][0].startswith("'1BAD': A variable name is")
