@@ -116,6 +116,7 @@ def test_worker_pods_run_jobs_install_once_and_the_next_worker_starts_from_the_c
     sdk,
     team,
     parts,  # noqa: F811
+    worker_venv_cache,
 ):
     """Two workers start at once on an empty cache: one installs, the other waits for it on
     the lock. A worker started later finds the set installed."""
@@ -126,6 +127,7 @@ def test_worker_pods_run_jobs_install_once_and_the_next_worker_starts_from_the_c
     first, second = launch(endpoint), launch(endpoint)
     first_ready = ready_after(*first)
     ready_after(*second)
+    worker_venv_cache.keep(network_volume_dir(endpoint.network_volume.public_id))
     workers = {first[0].public_id, second[0].public_id}
     output = sdk.call(run_sync)
     assert output["words"] == "3.0 million" and output["worker"] in workers
