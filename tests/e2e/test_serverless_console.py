@@ -9,7 +9,7 @@ daphne serves the console (the worker protocol's long-polls are served at the AS
 import pytest
 from playwright.sync_api import expect
 
-from serverless.models import Endpoint
+from serverless.models import Endpoint, Job
 from tests.e2e.test_pod_origin import console
 from tests.e2e.test_pods import acme, signed_in
 from tests.serverless.factories import an_endpoint, serverless_template
@@ -34,7 +34,14 @@ document.body.addEventListener("htmx:afterSwap", () => {
 
 
 def create_endpoint(page, console: str, team, template) -> Endpoint:
+    """Through the form, which shows only the chosen compute's fields."""
     page.goto(f"{console}/t/{team.slug}/serverless/new/")
+    expect(page.locator("#id_cpu_instance")).to_be_hidden()
+    page.select_option("#id_compute", "cpu")
+    expect(page.locator("#id_cpu_instance")).to_be_visible()
+    expect(page.locator("#id_gpu_0")).to_be_hidden()
+    page.select_option("#id_compute", "gpu")
+    expect(page.locator("#id_gpu_0")).to_be_visible()
     page.fill("#id_name", "echo")
     page.select_option("#id_template", str(template.pk))
     page.select_option("#id_gpu_0", "NVIDIA A40")
@@ -51,6 +58,7 @@ def test_the_tester_sends_a_job_that_a_real_worker_completes_in_place(
     endpoint = create_endpoint(page, console, team, serverless_template(team))
     worker = WorkerProcess(endpoint, console, "plain")
     try:
+        expect(page.locator("[data-testid=rpm-empty]")).to_be_visible()  # not empty axes
         page.evaluate("window.notReloaded = true")
         page.fill("#id_input", '{"prompt": "<b>hi</b>"}')
         page.click("[data-testid=send-test-job]")
@@ -69,6 +77,7 @@ def test_the_tester_sends_a_job_that_a_real_worker_completes_in_place(
         )
         expect(live.locator(f"[data-worker='{worker.worker.public_id}']")).to_be_visible()
         expect(page.locator("#endpoint-rpm-chart")).to_have_attribute("data-total", "1")
+        expect(page.locator("[data-testid=rpm-empty]")).to_be_hidden()
         shot(page, "completed")
 
         page.fill("#id_input", "{nope")
@@ -99,3 +108,25 @@ def test_the_live_part_pauses_while_the_tab_is_hidden(live_url, login_page, veri
     page.evaluate(SHOW)
     assert sent() == 2  # at once, without waiting for the next period
     expect(page.locator("body")).to_have_attribute("data-live-swaps", "2")
+
+
+def test_the_endpoint_page_fits_a_phone_with_long_jobs(live_url, login_page, verified_user):
+    """At 390 px every card stays within the screen (wide tables scroll inside theirs) and a
+    job with a long input and a handler's error takes one line of the recent jobs."""
+    user = verified_user("dana@example.com")
+    endpoint = an_endpoint(user.memberships.get().team)
+    error = '{"error_type": "ValueError", "error_message": "bad prompt", "error_traceback": "..."}'
+    Job.objects.create(
+        endpoint=endpoint, status="FAILED", input={"prompt": "a cat " * 60}, error=error,
+        execution_timeout=600,
+    )  # fmt: skip
+    page = login_page(user)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(live_url(endpoint.get_absolute_url()))
+    row = page.locator("[data-testid=job-table] tbody tr")
+    expect(row.locator("[data-testid=error-preview]")).to_have_text("ValueError: bad prompt")
+    assert row.bounding_box()["height"] < 60
+    widths = page.eval_on_selector_all(
+        ".console-main .card", "cards => cards.map(card => card.getBoundingClientRect().right)"
+    )
+    assert widths and max(widths) <= 390

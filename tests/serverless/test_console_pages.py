@@ -133,7 +133,7 @@ def test_percentiles_are_postgresqls_percentile_cont_over_completed_jobs(team, a
         "delay": {"p50": 55, "p90": 91, "p99": 99},
     }
     html = detail(login(alice), endpoint, "live")
-    assert '<td class="text-end" data-p="p99">991 ms</td>' in html
+    assert '<td class="text-end text-nowrap" data-p="p99">991 ms</td>' in html
     assert "Over the 10 most recent completed jobs" in html
 
 
