@@ -5,6 +5,7 @@ output; a worker's log. Live parts are partials (`?partial=...`) that htmx polls
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -39,6 +40,9 @@ API_ROUTES = [
     ("Health", "v2-health", False),
     ("Purge queue", "v2-purge-queue", False),
 ]
+
+
+CLASS_REPR = re.compile(r"^<class '([\w.]+)'>$")  # str(type(error)), as the SDK sends it
 
 
 def _render(request, template: str, context: dict, status: int = 200) -> HttpResponse:
@@ -94,15 +98,17 @@ def per_second(hourly: Decimal) -> Decimal:
 
 def error_parts(error: str) -> tuple[str, str]:
     """A failed job's error as (summary, details). The runpod SDK reports a handler's
-    exception as JSON {"error_type", "error_message", "error_traceback"}: the summary is
-    "Type: message" and the details the traceback; any other error is its own summary."""
+    exception as JSON {"error_type": "<class 'ValueError'>", "error_message", "error_traceback"}:
+    the summary is "ValueError: message" and the details the traceback; any other error is its
+    own summary."""
     try:
         parsed = json.loads(error)
     except ValueError:
         return error, ""
     if not isinstance(parsed, dict) or "error_message" not in parsed:
         return error, ""
-    kind, message = parsed.get("error_type"), str(parsed["error_message"])
+    kind, message = str(parsed.get("error_type") or ""), str(parsed["error_message"])
+    kind = CLASS_REPR.sub(r"\1", kind)
     summary = f"{kind}: {message}" if kind else message
     return summary, str(parsed.get("error_traceback") or "")
 

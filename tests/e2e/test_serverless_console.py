@@ -80,10 +80,21 @@ def test_the_tester_sends_a_job_that_a_real_worker_completes_in_place(
         expect(page.locator("[data-testid=rpm-empty]")).to_be_hidden()
         shot(page, "completed")
 
+        page.fill("#id_input", '{"raise": "<i>bad</i> prompt"}')  # the handler raises
+        page.click("[data-testid=send-test-job]")
+        failed = result.locator("[data-testid=job-live]")
+        expect(failed.locator("[data-testid=job-status]")).to_have_text("FAILED", timeout=25_000)
+        expect(failed.locator("[data-testid=job-error]")).to_have_text(
+            "ValueError: asked to fail: <i>bad</i> prompt"
+        )
+        expect(failed.locator("[data-testid=job-traceback]")).to_contain_text("Traceback")
+        expect(failed.locator("i")).to_have_count(0)
+        shot(page, "handler error")
+
         page.fill("#id_input", "{nope")
         page.click("[data-testid=send-test-job]")
         expect(result.locator("[data-testid=tester-error]")).to_contain_text("Not valid JSON")
-        assert endpoint.jobs.count() == 1 and page.evaluate("window.notReloaded") is True
+        assert endpoint.jobs.count() == 2 and page.evaluate("window.notReloaded") is True
     finally:
         worker.close()
 

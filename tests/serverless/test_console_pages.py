@@ -379,11 +379,11 @@ def test_a_handlers_exception_reads_as_its_type_and_message_with_the_traceback_a
     plain = job_at(endpoint, "FAILED", error="The worker stopped: out of memory.")
     client = login(alice)
     live = detail(client, endpoint, "live")
-    assert "&lt;class &#x27;ValueError&#x27;&gt;: bad prompt &lt;/code&gt;" in live
+    assert "ValueError: bad prompt &lt;/code&gt;" in live
     assert "error_traceback" not in live and "The worker stopped: out of memory." in live
     url = reverse("endpoint_job", args=[team.slug, endpoint.public_id, failed.public_id])
     page = client.get(url).content.decode()
-    assert 'data-testid="job-error">&lt;class &#x27;ValueError&#x27;&gt;: bad prompt' in page
+    assert 'data-testid="job-error">ValueError: bad prompt &lt;/code&gt;' in page
     assert 'data-testid="job-traceback">Traceback (most recent call last):\n  File' in page
     assert "<script>alert" not in page
     url = reverse("endpoint_job", args=[team.slug, endpoint.public_id, plain.public_id])
