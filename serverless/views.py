@@ -116,7 +116,9 @@ def error_parts(error: str) -> tuple[str, str]:
 @team_view("use")
 def endpoint_list(request):
     endpoints = list(
-        stats.with_counts(Endpoint.objects.for_team(request.team).select_related("template"))
+        stats.with_counts(
+            Endpoint.objects.for_team(request.team).select_related("template", "cpu_instance")
+        )
     )
     _gpu_names(endpoints)
     for endpoint in endpoints:

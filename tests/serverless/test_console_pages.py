@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from pods import services as pod_services
-from pods.models import GpuType, Pod
+from pods.models import CpuInstanceType, GpuType, Pod
 from serverless import services, stats
 from serverless.forms import EndpointForm
 from serverless.models import Job, Worker
@@ -100,11 +100,17 @@ def test_the_list_counts_in_one_query_whatever_the_number_of_endpoints(team, ali
     for n in range(2):
         job_at(an_endpoint(team, name=f"e{n}"), "IN_QUEUE")
     few = page_queries()
+    cpu = CpuInstanceType.objects.create(
+        id="cpu3c-2-4", name="Compute", vcpu=2, memory_gb=4, price="0.06", serverless_price="0.36"
+    )
     for n in range(10):
-        endpoint = an_endpoint(team, name=f"more {n}")
+        compute = {"gpu_type_ids": [], "cpu_instance": cpu} if n % 2 else {}
+        endpoint = an_endpoint(team, name=f"more {n}", **compute)
         job_at(endpoint, "COMPLETED")
         worker_in(endpoint, "idle")
     many = page_queries()
+    assert "CPU Compute" in client.get(url).content.decode()
+    assert "$0.0001/s per worker" in client.get(url).content.decode()  # $0.36/h
     assert len(counting(few)) == len(counting(many)) == 1  # the endpoints, every count annotated
     assert "serverless_job" in counting(many)[0] and "serverless_worker" in counting(many)[0]
     assert len(few) == len(many) <= 12
