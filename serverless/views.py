@@ -205,12 +205,14 @@ def _api_urls(request, endpoint: Endpoint) -> list[tuple[str, str]]:
 def _detail_context(request, endpoint: Endpoint, form: TestJobForm) -> dict:
     _gpu_names([endpoint])
     live = _live_context(endpoint)
+    runsync = request.build_absolute_uri(reverse("v2-runsync", args=[endpoint.public_id]))
     return {
         **live,
         "rpm_total": sum(live["rpm"]["values"]),
         "form": form,
         "api_urls": _api_urls(request, endpoint),
-        "runsync_url": request.build_absolute_uri(reverse("v2-runsync", args=[endpoint.public_id])),
+        "runsync_url": runsync,
+        "sdk_base_url": runsync.rsplit("/", 2)[0],  # runpod.endpoint_url_base: ".../v2"
     }
 
 

@@ -2,14 +2,22 @@
 request tester, a real worker (the unmodified runpod SDK running `runpod.serverless.start`)
 completes it, and the page shows the status and the pretty-printed, escaped output without a
 reload, while the live part of the page (counts, recent jobs, requests per minute) catches up.
-Invalid JSON gets a clear error in place. No console errors.
+The page's curl and Python examples, copied as shown, run against it. A handler's exception and
+invalid JSON get a clear error in place. No console errors.
 
 daphne serves the console (the worker protocol's long-polls are served at the ASGI level)."""
+
+import ast
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 from playwright.sync_api import expect
 
 from serverless.models import Endpoint, Job
+from teams.services import create_api_key
 from tests.e2e.test_pod_origin import console
 from tests.e2e.test_pods import acme, signed_in
 from tests.serverless.factories import an_endpoint, serverless_template
@@ -50,6 +58,16 @@ def create_endpoint(page, console: str, team, template) -> Endpoint:
     return Endpoint.objects.get(team=team)
 
 
+def run_example(page, team, user, example: str, command: list[str]) -> str:
+    """One of the page's examples, run as shown (curl, the real runpod SDK) with a new key."""
+    _, secret = create_api_key(team=team, actor=user, name=example, permission="read_write")
+    code = page.locator(f"#{example}").inner_text()
+    env = {**os.environ, "RUNPOD_API_KEY": secret}
+    done = subprocess.run([*command, code], env=env, capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
 def test_the_tester_sends_a_job_that_a_real_worker_completes_in_place(
     console, acme, new_page, shot
 ):
@@ -80,6 +98,11 @@ def test_the_tester_sends_a_job_that_a_real_worker_completes_in_place(
         expect(page.locator("[data-testid=rpm-empty]")).to_be_hidden()
         shot(page, "completed")
 
+        output = run_example(page, team, alice, "sdk-example", [sys.executable, "-c"])
+        assert ast.literal_eval(output)["echo"] == {"prompt": "Hello"}
+        answer = json.loads(run_example(page, team, alice, "curl-example", ["bash", "-c"]))
+        assert answer["status"] == "COMPLETED" and answer["output"]["echo"] == {"prompt": "Hello"}
+
         page.fill("#id_input", '{"raise": "<i>bad</i> prompt"}')  # the handler raises
         page.click("[data-testid=send-test-job]")
         failed = result.locator("[data-testid=job-live]")
@@ -94,7 +117,7 @@ def test_the_tester_sends_a_job_that_a_real_worker_completes_in_place(
         page.fill("#id_input", "{nope")
         page.click("[data-testid=send-test-job]")
         expect(result.locator("[data-testid=tester-error]")).to_contain_text("Not valid JSON")
-        assert endpoint.jobs.count() == 2 and page.evaluate("window.notReloaded") is True
+        assert endpoint.jobs.count() == 4 and page.evaluate("window.notReloaded") is True
     finally:
         worker.close()
 

@@ -189,13 +189,16 @@ def test_requests_per_minute_count_submissions_over_the_last_hour(team, alice):
     assert '"values": [1, 0,' in html
 
 
-def test_the_page_shows_the_endpoint_urls_and_a_curl_example(team, alice, parts):  # noqa: F811
+def test_the_page_shows_the_endpoint_urls_a_curl_and_an_sdk_example(team, alice, parts):  # noqa: F811
     endpoint = an_endpoint(team, gpu_type_ids=["NVIDIA GeForce RTX 4090", "NVIDIA A40"])
     html = detail(login(alice), endpoint)
     base = f"http://testserver/v2/{endpoint.public_id}"
     for path in ["/run", "/runsync", "/status/JOB_ID", "/health"]:
         assert f'value="{base}{path}"' in html
     assert f"curl -X POST {base}/runsync" in html and 'data-copy="#curl-example"' in html
+    assert "runpod.endpoint_url_base = &quot;http://testserver/v2&quot;" in html
+    assert f"runpod.Endpoint(&quot;{endpoint.public_id}&quot;)" in html
+    assert 'data-copy="#sdk-example"' in html
     assert "in order: RTX 4090 › A40" in html
     assert 'hx-trigger="every 3s, refresh"' in html and "js/serverless.js" in html
 
