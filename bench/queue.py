@@ -1,7 +1,8 @@
 """Serverless jobs through the real HTTP API and real runpod workers, next to a bare
 PostgreSQL SKIP LOCKED loop doing the queue's work, measured in the same run.
 
-    ./scripts/bench.sh -m bench.queue [--jobs 300] [--workers 2] [--serial 30] [--split]
+    ./scripts/bench.sh -m bench.queue [--jobs 300] [--workers 2] [--serial 30] [--calls 200]
+        [--split]
 
 (scripts/bench.sh starts a throwaway PostgreSQL and Redis; with your own, run
 `DATABASE_URL=postgres://.../postgres REDIS_URL=redis://... python -m bench.queue` from the
@@ -24,9 +25,11 @@ input; concurrency CONCURRENCY, so workers take batches). Then:
 
 It prints jobs/s and the p50 and p90 submit->complete latency of the burst and of the bare loop
 (server timestamps: created_at to completed_at) and their ratio, the CPU time the servers and
-the workers spent per job, then the serial phases' p50s. With `--split` the layout of
-production (README, "Deploying for real"): the client routes and the short worker routes on
-gunicorn (2 sync workers), only the held job-take and job-stop on daphne.
+the workers spent per job, then the serial phases' p50s, then the CPU time one call of /run,
+/status, a take (what a held job-take runs per claim), job-done and ping costs in Django,
+`--calls` calls each, in this process through serverless.asgi's handler (no HTTP). With
+`--split` the layout of production (README, "Deploying for real"): the client routes and the
+short worker routes on gunicorn (2 sync workers), only the held job-take and job-stop on daphne.
 """
 
 # ruff: noqa: E402 (sys.path is fixed before any import that may import `queue`)
@@ -329,6 +332,85 @@ def serial(base_url: str, endpoint, secret: str, jobs: int) -> dict[str, float]:
     return {name: p(values, 50) for name, values in phases.items()}
 
 
+def asgi_scope(method: str, path: str, headers: dict[str, str], query: str = "") -> dict:
+    headers = {**headers, "host": "127.0.0.1"}
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": query.encode(),
+        "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+
+
+def cpu_per_call(call: Callable[[int], object], count: int) -> float:
+    """Milliseconds of this process's CPU time per `call(n)`, n = 0 .. count-1."""
+    started = time.process_time()
+    for n in range(count):
+        call(n)
+    return (time.process_time() - started) * 1000 / count
+
+
+def calls(endpoint, secret: str, count: int) -> dict[str, float]:
+    """CPU per call of the hot routes, `count` calls each, through the Django handler
+    serverless.asgi runs /v2/ requests with (middleware, DRF, the view, its queries), in this
+    process: no HTTP, no thread hop. A take is what a held job-take runs per claim."""
+    import io
+    import json
+
+    from serverless import services
+    from serverless.asgi import ThreadedDjango
+
+    handler = ThreadedDjango()
+    worker, worker_secret = services.register_worker(actor=None, endpoint=endpoint)
+    client_auth = {"authorization": f"Bearer {secret}", "content-type": "application/json"}
+    worker_auth = {"authorization": worker_secret}
+    root = f"/v2/{endpoint.public_id}"
+    ids: list[str] = []
+
+    def send(method: str, path: str, headers: dict, body: bytes = b"", query: str = "") -> bytes:
+        headers = {**headers, "content-length": str(len(body))}
+        status, _, content = handler.respond(
+            asgi_scope(method, path, headers, query), io.BytesIO(body)
+        )
+        assert status == 200, (path, status, content)
+        return content
+
+    def run(n: int) -> None:
+        body = json.dumps({"input": n}).encode()
+        ids.append(json.loads(send("POST", f"{root}/run", client_auth, body))["id"])
+
+    def take(n: int) -> None:
+        found = services.authenticate_worker(
+            endpoint_id=endpoint.public_id, worker_id=worker.public_id, secret=worker_secret
+        )
+        assert services.claim_jobs(worker=found, count=1)
+
+    def done(n: int) -> None:
+        path = f"{root}/job-done/{worker.public_id}/{ids[n]}"
+        assert b"true" in send("POST", path, worker_auth, b'{"output": {"ok": 1}}', "gpu=A40")
+
+    ping = f"{root}/ping/{worker.public_id}"
+    routes = {
+        "run": run,
+        "status": lambda n: send("GET", f"{root}/status/{ids[n]}", client_auth),
+        "take": take,
+        "done": done,
+        "ping": lambda n: send("GET", ping, worker_auth, query="gpu=A40"),
+    }
+    for call in routes.values():  # one job through untimed: first calls import and compile
+        call(0)
+    ids.clear()
+    return {name: cpu_per_call(call, count) for name, call in routes.items()}
+
+
 BARE_CLAIM = """
 UPDATE bench_jobs SET status = 'IN_PROGRESS', started_at = clock_timestamp()
 WHERE id = (SELECT id FROM bench_jobs WHERE status = 'IN_QUEUE' ORDER BY id
@@ -398,7 +480,7 @@ def bare_loop(url: str, jobs: int) -> dict[str, float]:
     return {"rate": len(rows) / span, "p50": p(latencies, 50), "p90": p(latencies, 90)}
 
 
-def report(args, api: dict, bare: dict, one: dict) -> str:
+def report(args, api: dict, bare: dict, one: dict, per_call: dict) -> str:
     servers = "daphne + gunicorn" if args.split else "daphne"
     return (
         f"{args.jobs} jobs, {args.workers} runpod workers, {servers}: "
@@ -411,7 +493,8 @@ def report(args, api: dict, bare: dict, one: dict) -> str:
         f"{api['cpu_workers']:.1f} ms\n{args.serial} serial jobs, p50 of each phase: "
         f"/run {one['run']:.1f} ms, "
         f"queued->taken {one['queued']:.1f} ms, taken->done {one['done']:.1f} ms, "
-        f"/status {one['status']:.1f} ms"
+        f"/status {one['status']:.1f} ms\nCPU per call in Django, {args.calls} calls each: "
+        + ", ".join(f"{name} {value:.2f} ms" for name, value in per_call.items())
     )
 
 
@@ -420,6 +503,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--serial", type=int, default=30)
+    parser.add_argument("--calls", type=int, default=200, help="calls per route for CPU per call")
     parser.add_argument(
         "--split",
         action="store_true",
@@ -433,8 +517,9 @@ def main() -> None:
                 pids = {"server": servers, "workers": workers}
                 api = burst(base_url, endpoint, secret, args.jobs, pids)
                 one = serial(base_url, endpoint, secret, args.serial)
+            per_call = calls(endpoint, secret, args.calls)  # the workers stopped: none takes
         bare = bare_loop(os.environ["DATABASE_URL"], args.jobs)
-        print(report(args, api, bare, one))
+        print(report(args, api, bare, one, per_call))
 
 
 if __name__ == "__main__":
