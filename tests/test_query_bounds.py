@@ -206,11 +206,12 @@ def test_no_team_page_fails_on_odd_query_values(admin, team, route):
 
 
 def outside_url_names(resolver=None, prefix: str = "") -> dict[str, bool]:
-    """URL names outside /t/<team>/, /admin/ and /api/: name -> whether it takes arguments."""
+    """URL names outside /t/<team>/, /admin/, /api/ and /v1/ (RunPod's REST API, driven in
+    tests/api/test_runpod_rest_queries.py): name -> whether it takes arguments."""
     names = {}
     for entry in (resolver or get_resolver()).url_patterns:
         pattern = prefix + str(entry.pattern)
-        if pattern.startswith(("admin/", "api/", "t/<slug:team>/")):
+        if pattern.startswith(("admin/", "api/", "v1/", "t/<slug:team>/")):
             continue
         if isinstance(entry, URLResolver):
             names |= outside_url_names(entry, pattern)

@@ -6,9 +6,10 @@ Records come from the ledger's usage rows (billing.usage posts one per resource,
 hour: source_type pod, worker or network_volume) plus the open hours not posted yet
 (billing.usage.open_accruals), so the current hour is counted too. They are summed per
 bucket (hour, day, week, month, year, in UTC) and, with `grouping`, per pod, endpoint or GPU
-type. `amount` is what was spent (positive) and a JSON number: runpodctl decodes it into a Go
-float64, which refuses a string, and RunPod sends numbers; `timeBilledMs` counts compute
-minutes. Amounts are summed as Decimal and converted once, per record."""
+type (runpodctl sends its `--grouping gpuId` as gpuTypeId). `amount` is what was spent
+(positive) and a JSON number: runpodctl decodes it into a Go float64, which refuses a string,
+and RunPod sends numbers; `timeBilledMs` counts compute minutes. Amounts are summed as
+Decimal and converted once, per record."""
 
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -39,7 +40,7 @@ KINDS = {
 TIMED = {Kind.USAGE_COMPUTE, Kind.USAGE_SERVERLESS}  # kinds whose minutes are compute time
 GROUPINGS = {
     "pods": ("podId", "gpuTypeId"),
-    "endpoints": ("endpointId", "gpuTypeId"),
+    "endpoints": ("endpointId", "podId", "gpuTypeId"),  # podId: the worker's pod
     "networkvolumes": ("networkVolumeId",),
 }
 BUCKETS = {"hour": 1, "day": 24, "week": 24 * 7, "month": 24 * 31, "year": 24 * 366}
@@ -51,7 +52,10 @@ def _time(params, name: str, default: datetime) -> datetime:
     text = params.get(name)
     if not text:
         return default
-    parsed = parse_datetime(text.replace("Z", "+00:00"))
+    try:
+        parsed = parse_datetime(text.replace("Z", "+00:00"))
+    except ValueError:  # well-formed but no such time (February 30th)
+        parsed = None
     if parsed is None:
         raise ValidationError(f"{name}: an ISO 8601 time, like 2026-01-31T00:00:00Z.")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
@@ -76,7 +80,11 @@ class Query:
     def __init__(self, resource: str, params) -> None:
         now = timezone.now()
         self.end = _time(params, "endTime", now)
-        self.start = _time(params, "startTime", self.end - timedelta(days=DEFAULT_DAYS))
+        try:
+            default_start = self.end - timedelta(days=DEFAULT_DAYS)
+        except OverflowError:  # an endTime in year 1
+            raise ValidationError("endTime: a time after 0001-01-31.") from None
+        self.start = _time(params, "startTime", default_start)
         self.bucket = params.get("bucketSize") or "day"
         self.grouping = params.get("grouping") or None
         if self.bucket not in BUCKETS:
@@ -127,9 +135,9 @@ def _dimensions(resource: str, source_ids: set[str]) -> dict[str, dict]:
         return {s: {"podId": s, **found.get(s, {"gpuTypeId": None})} for s in source_ids}
     if resource == "endpoints":
         workers = Worker.objects.filter(public_id__in=source_ids).values_list(
-            "public_id", "endpoint__public_id", "pod__gpu_type_id"
+            "public_id", "endpoint__public_id", "pod__public_id", "pod__gpu_type_id"
         )
-        return {w: {"endpointId": e, "gpuTypeId": g} for w, e, g in workers}
+        return {w: {"endpointId": e, "podId": p, "gpuTypeId": g} for w, e, p, g in workers}
     return {s: {"networkVolumeId": s} for s in source_ids}
 
 

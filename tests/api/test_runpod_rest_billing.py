@@ -114,6 +114,9 @@ def test_endpoint_usage_is_named_by_endpoint(client, team, secret):
             "endpointId": endpoint.public_id,
         }
     ]
+    # runpodctl billing serverless --grouping podId: the worker's pod (none for this one)
+    by_pod = billing(client, secret, "endpoints", startTime=iso(T0), grouping="podId")
+    assert [(r["amount"], r["podId"]) for r in by_pod] == [(1.185, None)]
     other = billing(client, secret, "endpoints", startTime=iso(T0), endpointId="nope")
     assert other == []
 
