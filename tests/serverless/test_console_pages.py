@@ -196,8 +196,8 @@ def test_the_page_shows_the_endpoint_urls_a_curl_and_an_sdk_example(team, alice,
     for path in ["/run", "/runsync", "/status/JOB_ID", "/health"]:
         assert f'value="{base}{path}"' in html
     assert f"curl -X POST {base}/runsync" in html and 'data-copy="#curl-example"' in html
-    assert "runpod.endpoint_url_base = &quot;http://testserver/v2&quot;" in html
-    assert f"runpod.Endpoint(&quot;{endpoint.public_id}&quot;)" in html
+    assert 'runpod.endpoint_url_base = "http://testserver/v2"' in html
+    assert f'runpod.Endpoint("{endpoint.public_id}")' in html
     assert 'data-copy="#sdk-example"' in html
     assert "in order: RTX 4090 › A40" in html
     assert 'hx-trigger="every 3s, refresh"' in html and "js/serverless.js" in html
