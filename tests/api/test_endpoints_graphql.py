@@ -20,7 +20,6 @@ from teams.services import issue_pod_api_key
 from tests.api.runpodctl_documents import RUNPODCTL_DOCUMENTS
 from tests.api.test_api_keys import make_key
 from tests.api.test_graphql import error_code, gql, member_secret, post
-from tests.pods.factories import catalogue
 from tests.sdk_driver import sdk_process
 from tests.serverless.factories import an_endpoint, serverless_template
 
@@ -96,16 +95,6 @@ def update_template(endpoint_id: str, template_id: str) -> str:
 
 def runpodctl(needle: str) -> str:
     return next(d for d in RUNPODCTL_DOCUMENTS if needle in d)
-
-
-@pytest.fixture
-def parts(db):
-    return catalogue()
-
-
-@pytest.fixture
-def secret(team, alice) -> str:
-    return make_key(team, alice)[1]
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from tests.api.runpodctl_documents import RUNPODCTL_DOCUMENTS
 from tests.api.test_api_keys import make_key
 from tests.conftest import make_user
 from tests.pods.conftest import pods_settings, reap  # noqa: F401 (fixtures)
-from tests.pods.factories import catalogue, fund, stopped_pod
+from tests.pods.factories import fund, stopped_pod
 
 REFERENCE = Path("/work/shared/reference/runpod-schema.graphql")
 POD_FIELDS = (
@@ -121,11 +121,6 @@ def gql(document: str, secret: str, **kwargs) -> dict:
 
 def error_code(result: dict) -> str:
     return result["errors"][0]["extensions"]["code"]
-
-
-@pytest.fixture
-def parts(db):
-    return catalogue()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from tests.api.test_api_keys import make_key
 from tests.api.test_graphql import error_code, post
 from tests.api.test_team_api import OTHER_KEY
 from tests.conftest import make_user
-from tests.pods.factories import catalogue, fund, stopped_pod
+from tests.pods.factories import fund, stopped_pod
 
 
 def document(needle: str) -> str:
@@ -30,17 +30,6 @@ def gql(query: str, secret: str, variables: dict | None = None) -> dict:
     response = post({"query": query, "variables": variables}, secret=secret)
     assert response.status_code == 200, response.content
     return response.json()
-
-
-@pytest.fixture
-def parts(db):
-    return catalogue()
-
-
-@pytest.fixture
-def secret(team, alice) -> str:
-    key, secret = make_key(team, alice)
-    return secret
 
 
 def member_secret(team, role: str, permission=ApiKey.Permission.READ_WRITE) -> str:

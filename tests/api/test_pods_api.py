@@ -9,7 +9,7 @@ import pytest
 from pods.models import NetworkVolume, Pod, PodTemplate
 from teams.models import AuditEvent
 from tests.api.helpers import key_client
-from tests.pods.factories import catalogue, fund, stopped_pod
+from tests.pods.factories import fund, stopped_pod
 
 DEPLOY = {
     "gpu_type": "NVIDIA A40",
@@ -22,11 +22,6 @@ DEPLOY = {
     "http_ports": [8888],
     "tcp_ports": [22],
 }
-
-
-@pytest.fixture
-def parts(db):
-    return catalogue()
 
 
 @pytest.fixture

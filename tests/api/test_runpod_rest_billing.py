@@ -33,11 +33,6 @@ def iso(moment: datetime) -> str:
 
 
 @pytest.fixture
-def secret(team, alice) -> str:
-    return make_key(team, alice)[1]
-
-
-@pytest.fixture
 def three_hours(team):
     """Two pods on $5/h GPUs for three posted hours (T0 to T0+3h), the next hour open."""
     machine = gpu_machine("5.00")

@@ -16,20 +16,10 @@ from teams.models import ApiKey, AuditEvent, Membership, Role, Team
 from tests.api.runpodctl_structs import ENDPOINT, POD, TEMPLATE, decode
 from tests.api.test_api_keys import bearer, make_key
 from tests.conftest import make_user
-from tests.pods.factories import catalogue, stopped_pod
+from tests.pods.factories import stopped_pod
 from tests.serverless.factories import an_endpoint, serverless_template
 
 A40 = "NVIDIA A40"
-
-
-@pytest.fixture
-def parts(db):
-    return catalogue()
-
-
-@pytest.fixture
-def secret(team, alice) -> str:
-    return make_key(team, alice)[1]
 
 
 @pytest.fixture

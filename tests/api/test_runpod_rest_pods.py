@@ -15,7 +15,7 @@ from teams.models import ApiKey, AuditEvent, Membership, Role, Team
 from tests.api.runpodctl_structs import POD, decode
 from tests.api.test_api_keys import make_key
 from tests.api.test_runpod_rest_endpoints import call, role_secret
-from tests.pods.factories import catalogue, fund, stopped_pod
+from tests.pods.factories import fund, stopped_pod
 from tests.serverless.factories import an_endpoint
 
 A40, RTX = "NVIDIA A40", "NVIDIA GeForce RTX 4090"
@@ -31,16 +31,6 @@ RUNPODCTL_CPU_CREATE = {
     "env": {"A": "1"},
     "cloudType": "SECURE",
 }
-
-
-@pytest.fixture
-def parts(db):
-    return catalogue()
-
-
-@pytest.fixture
-def secret(team, alice) -> str:
-    return make_key(team, alice)[1]
 
 
 def running_pod(team, parts, **fields) -> Pod:

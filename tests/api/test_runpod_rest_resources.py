@@ -10,17 +10,6 @@ from teams.models import ApiKey, AuditEvent, Membership, Role, Team
 from tests.api.runpodctl_structs import NETWORK_VOLUME, REGISTRY_AUTH, TEMPLATE, decode
 from tests.api.test_api_keys import make_key
 from tests.api.test_runpod_rest_endpoints import call, role_secret
-from tests.pods.factories import catalogue
-
-
-@pytest.fixture
-def parts(db):
-    return catalogue()
-
-
-@pytest.fixture
-def secret(team, alice) -> str:
-    return make_key(team, alice)[1]
 
 
 @pytest.fixture
