@@ -26,6 +26,14 @@ class PodPrincipal:
         return f"pod {self.pod_public_id}"
 
 
+def person(request):
+    """The person acting: rows that record their creator (templates, SSH keys, registry
+    logins, team changes) need one, and a pod's own key (a hostile pod holds it) is nobody."""
+    if isinstance(request.user, PodPrincipal):
+        raise exceptions.PermissionDenied("A pod's own API key cannot do this.")
+    return request.user
+
+
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 

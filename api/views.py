@@ -10,12 +10,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import api_view
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from api.access import api_membership, request_api_key
-from api.authentication import PodPrincipal
+from api.authentication import person
 from api.exceptions import NON_FIELD
 from api.serializers import (
     ApiKeyCreateSerializer,
@@ -113,14 +113,6 @@ class ApiKeyViewSet(
         services.revoke_api_key(key=instance, actor=self.request.user)
 
 
-def _person(request: Request):
-    """The person acting: SSH keys, registry logins and team changes record one, and a pod's
-    own key (a hostile pod holds it) is nobody."""
-    if isinstance(request.user, PodPrincipal):
-        raise PermissionDenied("A pod's own API key cannot do this.")
-    return request.user
-
-
 def _refused(error: Exception, field: str | None = None) -> ValidationError:
     return ValidationError({field or NON_FIELD: [str(error)]})
 
@@ -136,16 +128,14 @@ class SshKeyViewSet(
     capabilities = {"list": "use", "retrieve": "use", "create": "use", "destroy": "use"}
 
     def get_queryset(self) -> QuerySet:
-        return SshKey.objects.filter(user=_person(self.request)).order_by("-created_at", "-id")
+        return SshKey.objects.filter(user=person(self.request)).order_by("-created_at", "-id")
 
     @extend_schema(request=SshKeyCreateSerializer, responses={201: SshKeySerializer})
     def create(self, request: Request) -> Response:
         shape = SshKeyCreateSerializer(data=request.data)
         shape.is_valid(raise_exception=True)
         try:
-            key = connect.add_ssh_key(
-                actor=_person(request), team=self.team, **shape.validated_data
-            )
+            key = connect.add_ssh_key(actor=person(request), team=self.team, **shape.validated_data)
         except InvalidKey as error:
             raise _refused(error, "public_key") from error
         except connect.ConnectError as error:
@@ -153,7 +143,7 @@ class SshKeyViewSet(
         return Response(SshKeySerializer(key).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance: SshKey) -> None:
-        connect.delete_ssh_key(actor=_person(self.request), team=self.team, key=instance)
+        connect.delete_ssh_key(actor=person(self.request), team=self.team, key=instance)
 
 
 class RegistryCredentialViewSet(
@@ -183,7 +173,7 @@ class RegistryCredentialViewSet(
             raise ValidationError(form_errors(form))
         try:
             credential = connect.save_registry_credential(
-                actor=_person(request), team=self.team, **form.cleaned_data
+                actor=person(request), team=self.team, **form.cleaned_data
             )
         except connect.ConnectError as error:
             raise _refused(error, error.field) from error
@@ -204,7 +194,7 @@ class RegistryCredentialViewSet(
         if not form.is_valid():
             raise ValidationError(form_errors(form))
         credential = connect.update_registry_credential(
-            actor=_person(request),
+            actor=person(request),
             credential=credential,
             username=form.cleaned_data["username"],
             password=form.cleaned_data["password"],
@@ -212,7 +202,7 @@ class RegistryCredentialViewSet(
         return Response(self.get_serializer(credential).data)
 
     def perform_destroy(self, instance: RegistryCredential) -> None:
-        connect.delete_registry_credential(actor=_person(self.request), credential=instance)
+        connect.delete_registry_credential(actor=person(self.request), credential=instance)
 
 
 ROLE_FILTER = OpenApiParameter("role", str, enum=Role.values, description="Only this role.")
@@ -244,7 +234,7 @@ class MemberViewSet(
     }
 
     def get_queryset(self) -> QuerySet:
-        _person(self.request)  # a pod's key (POD_KEY_ROLE) never sees who is in its team
+        person(self.request)  # a pod's key (POD_KEY_ROLE) never sees who is in its team
         members = super().get_queryset()
         return _by_role(members, self.request) if self.action == "list" else members
 
@@ -258,14 +248,14 @@ class MemberViewSet(
         shape.is_valid(raise_exception=True)
         try:
             membership = services.change_role(
-                membership=self.get_object(), actor=_person(request), **shape.validated_data
+                membership=self.get_object(), actor=person(request), **shape.validated_data
             )
         except services.TeamError as error:
             raise _refused(error, "role") from error
         return Response(self.get_serializer(membership).data)
 
     def perform_destroy(self, instance: Membership) -> None:
-        actor = _person(self.request)
+        actor = person(self.request)
         if instance.user_id == actor.pk:
             raise _refused("To leave the team yourself, use “Leave team” in the console.")
         try:
@@ -300,7 +290,7 @@ class InviteViewSet(
         shape.is_valid(raise_exception=True)
         try:
             invite = services.create_invite(
-                team=self.team, actor=_person(request), **shape.validated_data
+                team=self.team, actor=person(request), **shape.validated_data
             )
         except services.TeamError as error:
             raise _refused(error) from error
@@ -309,6 +299,6 @@ class InviteViewSet(
 
     def perform_destroy(self, instance: Invite) -> None:
         try:
-            services.revoke_invite(invite=instance, actor=_person(self.request))
+            services.revoke_invite(invite=instance, actor=person(self.request))
         except services.TeamError as error:
             raise _refused(error) from error

@@ -18,6 +18,15 @@ from api.viewsets import TeamScopedViewSet
 from pods.services import PodError
 
 TRUE = {"true", "1", "yes"}
+# A resource's actions as on /api/v1/: Basic reads, Dev writes.
+CRUD = {
+    "list": "use",
+    "retrieve": "use",
+    "create": "deploy",
+    "partial_update": "deploy",
+    "update": "deploy",
+    "destroy": "deploy",
+}
 
 
 def rest_exception_handler(exc, context) -> Response | None:

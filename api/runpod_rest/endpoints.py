@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from api.graphql import pools
 from api.graphql.endpoints import _endpoints, _team_endpoint, validated_values
 from api.runpod_rest import shapes
-from api.runpod_rest.base import RestViewSet, checked
+from api.runpod_rest.base import CRUD, RestViewSet, checked
 from serverless import services
 from serverless.models import Worker
 
@@ -88,14 +88,7 @@ def graphql_input(data: dict) -> dict:
 
 
 class EndpointViewSet(RestViewSet):
-    capabilities = {
-        "list": "use",
-        "retrieve": "use",
-        "create": "deploy",
-        "partial_update": "deploy",
-        "update": "deploy",
-        "destroy": "deploy",
-    }
+    capabilities = CRUD
 
     def _workers_prefetch(self) -> Prefetch:
         live = Worker.objects.exclude(state=Worker.State.STOPPED).exclude(pod=None)

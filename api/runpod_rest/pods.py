@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from api.graphql import inputs, wire
 from api.graphql.resolvers import _id
 from api.runpod_rest import shapes
-from api.runpod_rest.base import RestViewSet, checked
+from api.runpod_rest.base import CRUD, RestViewSet, checked
 from pods import services
 from pods.models import CloudType, CpuInstanceType, Pod
 from pods.services import PodError
@@ -194,12 +194,7 @@ def _changes(data: dict, current: dict) -> list[str]:
 
 class PodViewSet(RestViewSet):
     capabilities = {
-        "list": "use",
-        "retrieve": "use",
-        "create": "deploy",
-        "partial_update": "deploy",
-        "update": "deploy",
-        "destroy": "deploy",
+        **CRUD,
         "start": "deploy",
         "stop": "deploy",
         "restart": "deploy",

@@ -10,14 +10,14 @@ import shlex
 
 from django.db.models import Q
 from rest_framework import status
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
-from api.authentication import PodPrincipal
+from api.authentication import person
 from api.graphql import wire
 from api.graphql.resolvers import _id, _template_values
 from api.runpod_rest import shapes
-from api.runpod_rest.base import RestViewSet, checked
+from api.runpod_rest.base import CRUD, RestViewSet, checked
 from pods import services
 from pods.models import PodTemplate
 
@@ -63,20 +63,7 @@ def graphql_input(data: dict) -> dict:
 
 
 class TemplateViewSet(RestViewSet):
-    capabilities = {
-        "list": "use",
-        "retrieve": "use",
-        "create": "deploy",
-        "partial_update": "deploy",
-        "update": "deploy",
-        "destroy": "deploy",
-    }
-
-    def _person(self):
-        """Templates record the person who made them: a pod's own key makes none."""
-        if isinstance(self.request.user, PodPrincipal):
-            raise PermissionDenied("A pod's own API key cannot do this.")
-        return self.request.user
+    capabilities = CRUD
 
     def _own(self, template_id: str) -> PodTemplate:
         found = PodTemplate.objects.filter(team=self.team, public_id=_id(template_id)).first()
@@ -104,7 +91,7 @@ class TemplateViewSet(RestViewSet):
     def create(self, request):
         data = graphql_input(self.body())
         values = _template_values(data, None)
-        saved = services.create_template(actor=self._person(), team=self.team, **values)
+        saved = services.create_template(actor=person(self.request), team=self.team, **values)
         return Response(shapes.template(saved), status=status.HTTP_201_CREATED)
 
     def partial_update(self, request, template_id: str):
@@ -112,11 +99,11 @@ class TemplateViewSet(RestViewSet):
         data = {**wire.template(found), **graphql_input(self.body())}
         del data["portsConfig"]  # labels stay on the ports that stay
         values = _template_values(data, found)
-        saved = services.update_template(actor=self._person(), template=found, **values)
+        saved = services.update_template(actor=person(self.request), template=found, **values)
         return Response(shapes.template(saved))
 
     update = partial_update  # POST /templates/{id}/update, RunPod's alias of PATCH
 
     def destroy(self, request, template_id: str):
-        services.delete_template(actor=self._person(), template=self._own(template_id))
+        services.delete_template(actor=person(self.request), template=self._own(template_id))
         return Response(status=status.HTTP_204_NO_CONTENT)

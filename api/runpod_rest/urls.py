@@ -13,51 +13,35 @@ from api.runpod_rest.volumes import NetworkVolumeViewSet, RegistryAuthViewSet
 LIST = {"get": "list", "post": "create"}
 DETAIL = {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
 
+
+def resource(prefix: str, viewset, key: str, name: str, posts=("update",), detail=DETAIL):
+    """A resource's list, its detail at `<prefix>/<key>`, and the POST verbs on one
+    (`.../update` is RunPod's POST twin of PATCH)."""
+    one = f"{prefix}/<str:{key}>"
+    return [
+        path(prefix, viewset.as_view(LIST), name=f"rest-{name}-list"),
+        path(one, viewset.as_view(detail), name=f"rest-{name}-detail"),
+        *[
+            path(f"{one}/{verb}", viewset.as_view({"post": verb}), name=f"rest-{name}-{verb}")
+            for verb in posts
+        ],
+    ]
+
+
 urlpatterns = [
-    path("endpoints", EndpointViewSet.as_view(LIST), name="rest-endpoint-list"),
-    path(
-        "endpoints/<str:endpoint_id>", EndpointViewSet.as_view(DETAIL), name="rest-endpoint-detail"
+    *resource("endpoints", EndpointViewSet, "endpoint_id", "endpoint"),
+    *resource(
+        "pods", PodViewSet, "pod_id", "pod", posts=("update", "start", "stop", "restart", "reset")
     ),
-    path(
-        "endpoints/<str:endpoint_id>/update",
-        EndpointViewSet.as_view({"post": "update"}),
-        name="rest-endpoint-update",
-    ),
-    path("pods", PodViewSet.as_view(LIST), name="rest-pod-list"),
-    path("pods/<str:pod_id>", PodViewSet.as_view(DETAIL), name="rest-pod-detail"),
-    *[
-        path(
-            f"pods/<str:pod_id>/{verb}", PodViewSet.as_view({"post": verb}), name=f"rest-pod-{verb}"
-        )
-        for verb in ("update", "start", "stop", "restart", "reset")
-    ],
-    path("templates", TemplateViewSet.as_view(LIST), name="rest-template-list"),
-    path(
-        "templates/<str:template_id>", TemplateViewSet.as_view(DETAIL), name="rest-template-detail"
-    ),
-    path(
-        "templates/<str:template_id>/update",
-        TemplateViewSet.as_view({"post": "update"}),
-        name="rest-template-update",
-    ),
-    path("networkvolumes", NetworkVolumeViewSet.as_view(LIST), name="rest-network-volume-list"),
-    path(
-        "networkvolumes/<str:volume_id>",
-        NetworkVolumeViewSet.as_view(DETAIL),
-        name="rest-network-volume-detail",
-    ),
-    path(
-        "networkvolumes/<str:volume_id>/update",
-        NetworkVolumeViewSet.as_view({"post": "update"}),
-        name="rest-network-volume-update",
-    ),
-    path(
-        "containerregistryauth", RegistryAuthViewSet.as_view(LIST), name="rest-registry-auth-list"
-    ),
-    path(
-        "containerregistryauth/<str:credential_id>",
-        RegistryAuthViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
-        name="rest-registry-auth-detail",
+    *resource("templates", TemplateViewSet, "template_id", "template"),
+    *resource("networkvolumes", NetworkVolumeViewSet, "volume_id", "network-volume"),
+    *resource(
+        "containerregistryauth",
+        RegistryAuthViewSet,
+        "credential_id",
+        "registry-auth",
+        posts=(),
+        detail={"get": "retrieve", "delete": "destroy"},
     ),
     *[
         path(f"billing/{what}", BillingViewSet.as_view({"get": what}), name=f"rest-billing-{what}")

@@ -3,14 +3,14 @@
 pods.connect.services (audited), validated by the console's forms."""
 
 from rest_framework import status
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
-from api.authentication import PodPrincipal
+from api.authentication import person
 from api.graphql import inputs
 from api.graphql.resolvers import _id
 from api.runpod_rest import shapes
-from api.runpod_rest.base import RestViewSet, checked
+from api.runpod_rest.base import CRUD, RestViewSet, checked
 from pods import services
 from pods.connect import services as connect
 from pods.connect.services import ConnectError
@@ -30,14 +30,7 @@ def _form_errors(form) -> str:
 
 
 class NetworkVolumeViewSet(RestViewSet):
-    capabilities = {
-        "list": "use",
-        "retrieve": "use",
-        "create": "deploy",
-        "partial_update": "deploy",
-        "update": "deploy",
-        "destroy": "deploy",
-    }
+    capabilities = CRUD
 
     def _volume(self, volume_id: str) -> NetworkVolume:
         found = NetworkVolume.objects.for_team(self.team).filter(public_id=_id(volume_id)).first()
@@ -95,11 +88,6 @@ class RegistryAuthViewSet(RestViewSet):
             raise NotFound(f"Registry auth {str(credential_id)[:40]!r} not found.")
         return found
 
-    def _person(self):
-        if isinstance(self.request.user, PodPrincipal):
-            raise PermissionDenied("A pod's own API key cannot do this.")
-        return self.request.user
-
     def list(self, request):
         credentials = RegistryCredential.objects.filter(team=self.team).order_by("name", "pk")
         return Response([shapes.registry_auth(found) for found in credentials])
@@ -112,7 +100,7 @@ class RegistryAuthViewSet(RestViewSet):
         form = inputs.registry_form(data)
         try:
             credential = connect.save_registry_credential(
-                actor=self._person(), team=self.team, **form.cleaned_data
+                actor=person(self.request), team=self.team, **form.cleaned_data
             )
         except ConnectError as error:
             raise ValidationError(str(error)) from error
@@ -120,5 +108,5 @@ class RegistryAuthViewSet(RestViewSet):
 
     def destroy(self, request, credential_id: str):
         credential = self._credential(credential_id)
-        connect.delete_registry_credential(actor=self._person(), credential=credential)
+        connect.delete_registry_credential(actor=person(self.request), credential=credential)
         return Response(status=status.HTTP_204_NO_CONTENT)
