@@ -109,6 +109,7 @@ class Job(models.Model):
 
     FINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.TIMED_OUT})
     RETRYABLE = frozenset({Status.FAILED, Status.TIMED_OUT})
+    STOPPED = frozenset({Status.CANCELLED, Status.TIMED_OUT})  # the console stops the worker's run
 
     public_id = models.CharField(max_length=64, unique=True, default=new_job_id)
     endpoint = models.ForeignKey(Endpoint, models.CASCADE, related_name="jobs")

@@ -220,6 +220,8 @@ def retry_job(*, actor, job: Job) -> Job:
     job.chunks.all().delete()
     job.status = Job.Status.IN_QUEUE
     job.retries += 1
+    # New work: the old run's unfetched stop and its requeue allowance do not carry over.
+    job.stop_pending, job.requeues = False, 0
     job.output, job.error, job.worker = None, "", None
     job.started_at = job.completed_at = job.expires_at = None
     job.created_at = timezone.now()
@@ -442,6 +444,19 @@ def heartbeat(*, worker: Worker, job_ids: list[str], version: str, unhealthy: st
         changes.update(state=Worker.State.UNHEALTHY, unhealthy_reason=reason)
     with transaction.atomic():
         _seen(worker, now, **changes)
+        if job_ids:
+            _resignal_stopped(worker, job_ids)
+
+
+def _resignal_stopped(worker: Worker, job_ids: list[str]) -> None:
+    """A worker still running a job the console stopped missed its stop signal (the SDK
+    drops a stop that arrives before the job's task exists): signal it again."""
+    missed = Job.objects.filter(
+        worker=worker, public_id__in=job_ids, status__in=Job.STOPPED, stop_pending=False
+    ).update(stop_pending=True)
+    if missed:
+        channel = wakeup.stop_channel(worker.pk)
+        transaction.on_commit(lambda: wakeup.publish(channel))
 
 
 @transaction.atomic

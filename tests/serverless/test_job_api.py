@@ -154,6 +154,26 @@ def test_cancel_stops_a_running_job_and_tells_its_worker(api, endpoint, alice):
     assert AuditEvent.objects.get(action="job.cancelled").actor == alice
 
 
+def test_a_worker_still_running_a_cancelled_job_is_told_again_at_its_next_ping(api, endpoint):
+    # The SDK drops a stop that reaches it before the job's task exists; its pings still
+    # list the job, and each such ping signals the stop again.
+    job, done = (
+        services.submit_job(actor=None, endpoint=endpoint, payload={"input": n}) for n in (1, 2)
+    )
+    worker, _ = a_worker(endpoint)
+    services.claim_jobs(worker=worker, count=2)
+    services.record_result(worker=worker, job_id=done.public_id, body={"output": 2})
+    api.post(f"/v2/{endpoint.public_id}/cancel/{job.public_id}")
+    assert services.take_stop_signals(worker=worker) == [job.public_id]  # then lost
+    services.heartbeat(worker=worker, job_ids=[done.public_id], version="1.12.0")
+    assert services.take_stop_signals(worker=worker) == []  # completed: nothing to stop
+    services.heartbeat(worker=worker, job_ids=[job.public_id], version="1.12.0")
+    assert services.take_stop_signals(worker=worker) == [job.public_id]
+    other, _ = a_worker(endpoint)
+    services.heartbeat(worker=other, job_ids=[job.public_id], version="1.12.0")
+    assert services.take_stop_signals(worker=other) == []  # not its job
+
+
 def test_cancelling_a_finished_job_leaves_it_as_it_is(api, endpoint):
     job = Job.objects.create(endpoint=endpoint, input={}, execution_timeout=5, status="COMPLETED")
     reply = api.post(f"/v2/{endpoint.public_id}/cancel/{job.public_id}")
@@ -174,6 +194,23 @@ def test_retry_requeues_failed_and_timed_out_jobs_only(api, endpoint):
     assert (job.retries, job.error, job.worker, job.input) == (1, "", None, {"n": 1})
     health = api.get(f"/v2/{endpoint.public_id}/health").json()
     assert health["jobs"]["retried"] == 1 and health["jobs"]["inQueue"] == 1
+
+
+def test_a_retried_job_carries_no_stale_stop_signal_or_requeue_count(endpoint):
+    job = services.submit_job(
+        actor=None, endpoint=endpoint, payload={"input": 1, "policy": {"executionTimeout": 5000}}
+    )
+    gone, _ = a_worker(endpoint)
+    services.claim_jobs(worker=gone, count=1)
+    Job.objects.filter(pk=job.pk).update(requeues=1)
+    with time_machine.travel(timezone.now() + timedelta(seconds=6)):
+        services.sweep_jobs()  # its worker died before fetching the stop
+    services.retry_job(actor=None, job=job)
+    fresh, _ = a_worker(endpoint)
+    services.claim_jobs(worker=fresh, count=1)
+    assert services.take_stop_signals(worker=fresh) == []
+    job.refresh_from_db()
+    assert (job.status, job.requeues) == ("IN_PROGRESS", 0)
 
 
 def test_purge_queue_removes_queued_jobs_and_leaves_running_ones(api, endpoint):

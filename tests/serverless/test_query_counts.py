@@ -24,7 +24,7 @@ BOUNDS = {
     "job-stop": 3,  # the worker; the stop signals (SKIP LOCKED), their UPDATE
     "job-done": 5,  # the worker; the job (FOR UPDATE), its UPDATE; busy; the worker's state
     "job-stream": 3,  # the worker; the job; the chunk
-    "ping": 2,  # the worker; its heartbeat
+    "ping": 3,  # the worker; its heartbeat; a stop its in-flight jobs missed (one UPDATE)
     "run": 8,  # the key, membership, endpoint and team; funds (3); the job, its audit event
     "status": 4,  # the key, membership, endpoint, job
 }

@@ -119,3 +119,15 @@ def test_cancel_stops_a_long_job_on_the_worker_and_purge_leaves_it_running(sdk, 
         "after": 1
     }
     assert Job.objects.get(public_id=long_id).status == "CANCELLED"
+
+
+def test_a_stop_the_worker_missed_is_signalled_again_from_its_pings(sdk, workers, team):
+    # The SDK drops a stop that reaches it before the job's task exists (the cause of a CI
+    # failure): here the stop is lost outright, and the worker's pings bring it back.
+    endpoint = an_endpoint(team)
+    worker = workers(endpoint)
+    long_id = sdk.call(f'runpod.Endpoint("{endpoint.public_id}").run({{"sleep": 120}}).job_id')
+    wait_for(lambda: long_id in Worker.objects.get().in_flight, timeout=30)
+    Job.objects.filter(public_id=long_id).update(status=Job.Status.CANCELLED)  # no signal
+    wait_for(lambda: long_id in worker.stopped_jobs(), timeout=20)
+    wait_for(lambda: Worker.objects.get().in_flight == [], timeout=10)
