@@ -178,6 +178,9 @@ ACCOUNT_ADAPTER = "teams.adapters.AccountAdapter"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{SITE_NAME}] "
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = SITE_NAME
+# A phone's clock drifts and a code typed near the end of its 30 s step arrives in the next one;
+# RFC 6238 (section 5.2) recommends accepting one step either side.
+MFA_TOTP_TOLERANCE = 1
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -110,8 +110,9 @@ def test_it_changes_the_password(db):
     assert AuditEvent.objects.filter(action="account.password_changed", actor=user).exists()
 
 
-def totp_code(secret: str) -> str:
-    return format_hotp_value(hotp_value(secret, int(timezone.now().timestamp()) // 30))
+def totp_code(secret: str, steps_ago: int = 0) -> str:
+    step = int(timezone.now().timestamp()) // 30 - steps_ago
+    return format_hotp_value(hotp_value(secret, step))
 
 
 def password_login(client: Client, email: str):
@@ -161,4 +162,23 @@ def test_it_protects_login_with_totp_and_accepts_recovery_codes(
         client = Client()
         password_login(client, "erin@example.com")
         assert client.post("/accounts/2fa/authenticate/", {"code": recovery}).status_code == 302
+        assert client.get("/").url.startswith("/t/")
+
+
+def test_it_accepts_a_code_one_step_old_and_refuses_older(db):
+    verified_user("fay@example.com")
+    with time_machine.travel("2030-01-01 12:00:00", tick=False):
+        client = Client()
+        password_login(client, "fay@example.com")
+        client.post("/accounts/reauthenticate/", {"password": PASSWORD})
+        secret = activate_totp(client)
+
+    with time_machine.travel("2030-01-01 12:05:00", tick=False):
+        client = Client()
+        password_login(client, "fay@example.com")
+        stale = client.post("/accounts/2fa/authenticate/", {"code": totp_code(secret, 2)})
+        assert stale.status_code == 200  # two steps (60 s) old: refused
+        assert client.get("/").status_code == 200  # still signed out
+        late = client.post("/accounts/2fa/authenticate/", {"code": totp_code(secret, 1)})
+        assert late.status_code == 302  # typed just before the step rolled over
         assert client.get("/").url.startswith("/t/")
