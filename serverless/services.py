@@ -379,7 +379,41 @@ def claim_jobs(*, worker: Worker, count: int) -> list[dict]:
 
 def _error_text(value) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text[:MAX_ERROR_CHARS]
+    if len(text) <= MAX_ERROR_CHARS:
+        return text
+    return _fitted_error(text) or text[: MAX_ERROR_CHARS - 1] + "…"
+
+
+def _shortened(field: str, excess: int, tail: bool) -> str:
+    """`field` about `excess` dumped characters shorter, marked "…". Escapes make characters
+    dump longer, so the cut is in proportion; a pass of _fitted_error that is still over cuts
+    again."""
+    dumped = len(json.dumps(field, ensure_ascii=False)) - 2
+    keep = max(len(field) * (dumped - excess - 1) // max(dumped, 1), 0)
+    return "…" + field[len(field) - keep :] if tail else field[:keep] + "…"
+
+
+def _fitted_error(text: str) -> str | None:
+    """An over-long SDK error ({"error_type", "error_message", "error_traceback"} as JSON)
+    cut to fit and still JSON, so the console still reads it: its longest fields shortened,
+    a traceback to its tail (the innermost frames, the raise), anything else to its head."""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict) or len(parsed) > 10:
+        return None
+    for _ in range(6):
+        fitted = json.dumps(parsed, ensure_ascii=False)
+        excess = len(fitted) - MAX_ERROR_CHARS
+        if excess <= 0:
+            return fitted
+        texts = [key for key, field in parsed.items() if isinstance(field, str)]
+        if not texts:
+            return None
+        key = max(texts, key=lambda name: len(parsed[name]))
+        parsed[key] = _shortened(parsed[key], excess, tail=key == "error_traceback")
+    return None
 
 
 @transaction.atomic

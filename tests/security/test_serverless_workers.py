@@ -8,6 +8,7 @@ from django.test import Client
 
 from serverless import services
 from serverless.models import Job
+from serverless.views import error_parts
 from teams.services import create_api_key
 from tests.serverless.factories import a_worker, an_endpoint
 
@@ -146,6 +147,29 @@ def test_a_huge_error_is_cut(setting):
     post(url, {"error": "e" * 500_000}, secret)
     job.refresh_from_db()
     assert job.status == "FAILED" and len(job.error) == services.MAX_ERROR_CHARS
+    assert job.error.endswith("e…")
+
+
+def test_a_huge_handler_error_is_cut_to_json_the_console_still_reads(setting):
+    # The SDK's error is JSON; cut blindly it would show raw. The traceback keeps its tail.
+    mine, worker, secret, job, *_ = setting
+    frames = "".join(f'  File "h.py", line {n}, in deep\n    "é\\"\n' for n in range(20_000))
+    error = {
+        "error_type": "<class 'RecursionError'>",
+        "error_message": "maximum recursion depth exceeded",
+        "error_traceback": "Traceback (most recent call last):\n"
+        + frames
+        + "RecursionError: raised",
+    }
+    url = f"/v2/{mine.public_id}/job-done/{worker.public_id}/{job.public_id}"
+    post(url, {"error": json.dumps(error)}, secret)
+    job.refresh_from_db()
+    assert len(job.error) <= services.MAX_ERROR_CHARS
+    kept = json.loads(job.error)
+    assert kept["error_message"] == error["error_message"]
+    assert kept["error_traceback"].startswith("…") and kept["error_traceback"].endswith("raised")
+    assert len(json.dumps(kept)) > services.MAX_ERROR_CHARS * 0.9  # no more cut than needed
+    assert error_parts(job.error)[0] == "RecursionError: maximum recursion depth exceeded"
 
 
 @pytest.mark.django_db(transaction=True)
