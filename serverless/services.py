@@ -179,7 +179,12 @@ def _signal_stop(job: Job) -> None:
     if job.worker_id is None:
         return
     job.stop_pending = True
-    channel = wakeup.stop_channel(job.worker_id)
+    _wake_stop(job.worker_id)
+
+
+def _wake_stop(worker_id: int) -> None:
+    """Wake the worker's held job-stop request once the stop is committed."""
+    channel = wakeup.stop_channel(worker_id)
     transaction.on_commit(lambda: wakeup.publish(channel))
 
 
@@ -489,8 +494,7 @@ def _resignal_stopped(worker: Worker, job_ids: list[str]) -> None:
         worker=worker, public_id__in=job_ids, status__in=Job.STOPPED, stop_pending=False
     ).update(stop_pending=True)
     if missed:
-        channel = wakeup.stop_channel(worker.pk)
-        transaction.on_commit(lambda: wakeup.publish(channel))
+        _wake_stop(worker.pk)
 
 
 @transaction.atomic
