@@ -2,12 +2,20 @@
 charlie is an outsider with his own personal account."""
 
 import pytest
+from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 from django.test import Client
+from django.utils import timezone
 
 from teams.models import Membership, Role, Team, User
 from teams.services import create_personal_team
 
 PASSWORD = "correct-horse-battery"
+
+
+def totp_code(secret: str, steps_ago: int = 0) -> str:
+    """The authenticator app's code for `secret` now (or `steps_ago` 30 s steps before)."""
+    step = int(timezone.now().timestamp()) // 30 - steps_ago
+    return format_hotp_value(hotp_value(secret, step))
 
 
 def make_user(email: str) -> User:

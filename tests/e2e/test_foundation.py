@@ -3,12 +3,11 @@ a team, invite a dev by link; a second person signs up through the link and join
 log shows both actions."""
 
 import re
-import time
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, totp_code
 
 CONFIRM_LINK = r"https?://\S+/accounts/confirm-email/\S+/"
 
@@ -118,17 +117,7 @@ def test_it_manages_api_keys_and_two_factor(verified_user, login_page, shot):
     page.get_by_role("button", name="Confirm").click()
     totp_secret = page.locator("#authenticator_secret").input_value()
     shot(page, "two-factor-activate")
-    page.fill("input[name=code]", totp_now(totp_secret))
+    page.fill("input[name=code]", totp_code(totp_secret))
     page.get_by_role("button", name="Activate").click()
     expect(page.locator("#recovery_codes")).to_be_visible()
     shot(page, "recovery-codes")
-
-
-def totp_now(secret: str) -> str:
-    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
-
-    # Start on a fresh step: the server allows one step of lateness, and a loaded CI browser
-    # can take seconds between this call and the submit.
-    if time.time() % 30 > 27:
-        time.sleep(30 - time.time() % 30)
-    return format_hotp_value(hotp_value(secret, int(time.time()) // 30))

@@ -7,14 +7,12 @@ import pytest
 import time_machine
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
-from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 from django.core import mail
 from django.core.cache import cache
 from django.test import Client
-from django.utils import timezone
 
 from teams.models import AuditEvent, Membership, Role, User
-from tests.conftest import PASSWORD, make_user
+from tests.conftest import PASSWORD, make_user, totp_code
 
 NEW_PASSWORD = "another-horse-staple-9"
 
@@ -108,11 +106,6 @@ def test_it_changes_the_password(db):
     user.refresh_from_db()
     assert user.check_password(NEW_PASSWORD)
     assert AuditEvent.objects.filter(action="account.password_changed", actor=user).exists()
-
-
-def totp_code(secret: str, steps_ago: int = 0) -> str:
-    step = int(timezone.now().timestamp()) // 30 - steps_ago
-    return format_hotp_value(hotp_value(secret, step))
 
 
 def password_login(client: Client, email: str):
