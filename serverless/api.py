@@ -7,7 +7,6 @@ without a thread per held request; the view here serves it under WSGI with a sho
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import wraps
 
@@ -20,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from api.access import api_membership, request_api_key
+from console import safejson
 from serverless import services
 from serverless.models import Endpoint, Job
 from teams.audit import current_api_key
@@ -55,8 +55,8 @@ def read_json(request: HttpRequest, limit: int):
     if len(raw) > limit:
         raise PayloadTooLarge(too_large_message(limit))
     try:
-        return json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        return safejson.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError):
         raise ParseError("The body is not valid JSON.") from None
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 
 from billing.money import format_usd
+from console import safejson
 from pods.models import CpuInstanceType, GpuType, NetworkVolume, PodTemplate
 from pods.validators import validate_env_name
 from serverless.models import Endpoint
@@ -209,6 +208,6 @@ class TestJobForm(forms.Form):
 
     def clean_input(self):
         try:
-            return json.loads(self.cleaned_data["input"])
+            return safejson.loads(self.cleaned_data["input"])
         except ValueError as error:
             raise ValidationError(f"Not valid JSON: {error}") from None

@@ -8,12 +8,11 @@ handed to that worker, and a wrong secret is a 401 that says nothing more."""
 
 from __future__ import annotations
 
-import json
-
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from console import safejson
 from serverless import services
 from serverless.models import Worker
 
@@ -52,8 +51,8 @@ def _body(request: HttpRequest):
     if len(raw) > MAX_RESULT_BYTES:
         return JsonResponse({"error": "The result is larger than 20 MB."}, status=413)
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        return safejson.loads(raw)
+    except (ValueError, UnicodeDecodeError):
         return JsonResponse({"error": "The body is not JSON."}, status=400)
 
 

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Count, DateTimeField, ExpressionWrapper, F, Q, Value
 from django.utils import timezone
 
+from console import safejson
 from serverless import metering, wakeup, webhooks
 from serverless.models import Endpoint, Job, JobChunk, Worker, hash_secret
 from teams import audit
@@ -403,7 +404,7 @@ def _fitted_error(text: str) -> str | None:
     cut to fit and still JSON, so the console still reads it: its longest fields shortened,
     a traceback to its tail (the innermost frames, the raise), anything else to its head."""
     try:
-        parsed = json.loads(text)
+        parsed = safejson.loads(text)
     except ValueError:
         return None
     if not isinstance(parsed, dict) or len(parsed) > 10:

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from billing.money import to_money
+from console import safejson
 from pods.lifecycle import backend_for
 from pods.models import GpuType
 from pods.runtime import RuntimeFailure
@@ -102,7 +103,7 @@ def error_parts(error: str) -> tuple[str, str]:
     the summary is "ValueError: message" and the details the traceback; any other error is its
     own summary."""
     try:
-        parsed = json.loads(error)
+        parsed = safejson.loads(error)
     except ValueError:
         return error, ""
     if not isinstance(parsed, dict) or "error_message" not in parsed:

@@ -6,7 +6,6 @@ which the SDK turns into AuthenticationError; everything else answers 200 with G
 `errors` array, which the SDK raises as QueryError. Read-only keys may query, not mutate
 (refused per mutation in the resolvers, since every GraphQL request is a POST)."""
 
-import json
 import logging
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from api.graphql.endpoints import OBJECTS as ENDPOINT_OBJECTS
 from api.graphql.inputs import InputError
 from api.graphql.resolvers import OBJECTS
 from api.throttling import ApiKeyRateThrottle
+from console import safejson
 from teams.audit import current_api_key
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class FieldBudget(ValidationRule):
 
 def _body(request: Request) -> dict | None:
     try:
-        data = json.loads(request.body or b"null")
+        data = safejson.loads(request.body or b"null")
     except (ValueError, UnicodeDecodeError):
         return None
     return data if isinstance(data, dict) else None

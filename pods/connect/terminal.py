@@ -20,6 +20,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from console import safejson
 from pods.connect import services
 from pods.lifecycle import backend_for
 from pods.models import Pod
@@ -113,7 +114,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             await asyncio.to_thread(self.session.write, bytes_data)
             return
         try:
-            message = json.loads(text_data or "")
+            message = safejson.loads(text_data or "")
         except ValueError:
             return
         if not isinstance(message, dict):

@@ -131,3 +131,14 @@ def test_the_audit_names_the_key_that_acted(team, alice):
     event = AuditEvent.objects.get(action="registry_credential.created")
     assert event.actor == alice and event.details["api_key"] == key.public_id
     assert event.resource_id == result["data"]["saveRegistryAuth"]["id"]
+
+
+def test_a_body_nested_deeper_than_the_decoder_recurses_is_refused_plainly(secret):
+    response = Client().post(
+        "/graphql",
+        "[" * 100_000 + "]" * 100_000,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {secret}",
+    )
+    assert response.status_code == 200  # GraphQL's convention: the error is in the body
+    assert response.json() == {"errors": [{"message": "Send a JSON object with a `query` string."}]}

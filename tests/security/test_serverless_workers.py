@@ -10,6 +10,7 @@ from serverless import services
 from serverless.models import Job
 from serverless.views import error_parts
 from teams.services import create_api_key
+from tests.conftest import login
 from tests.serverless.factories import a_worker, an_endpoint
 
 pytestmark = pytest.mark.django_db
@@ -170,6 +171,23 @@ def test_a_huge_handler_error_is_cut_to_json_the_console_still_reads(setting):
     assert kept["error_traceback"].startswith("…") and kept["error_traceback"].endswith("raised")
     assert len(json.dumps(kept)) > services.MAX_ERROR_CHARS * 0.9  # no more cut than needed
     assert error_parts(job.error)[0] == "RecursionError: maximum recursion depth exceeded"
+
+
+@pytest.mark.parametrize("depth", [5000, 200_000])
+def test_an_error_nested_deeper_than_the_decoder_recurses_fails_the_job_and_its_page_shows(
+    setting, alice, depth
+):
+    # The error is a string, so the body parses; the console parses the string again to read
+    # an SDK error, and a decoder's RecursionError there was a 500 (cut: job-done; shown: pages).
+    mine, worker, secret, job, *_ = setting
+    url = f"/v2/{mine.public_id}/job-done/{worker.public_id}/{job.public_id}"
+    assert post(url, {"error": "[" * depth + "]" * depth}, secret).status_code == 200
+    job.refresh_from_db()
+    assert job.status == "FAILED" and len(job.error) <= services.MAX_ERROR_CHARS
+    client = login(alice)
+    page = client.get(f"/t/{mine.team.slug}/serverless/{mine.public_id}/jobs/{job.public_id}/")
+    assert page.status_code == 200 and "[[[[" in page.content.decode()
+    assert client.get(f"/t/{mine.team.slug}/serverless/{mine.public_id}/").status_code == 200
 
 
 @pytest.mark.django_db(transaction=True)

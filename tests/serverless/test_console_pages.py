@@ -215,6 +215,7 @@ def send_to_tester(client, endpoint, text: str, htmx: bool = True):
         ("{nope", "Not valid JSON: Expecting property name enclosed in double quotes"),
         ("", "This field is required."),
         ('{"a": "\\u0000"}', "NUL character"),
+        ("[" * 5000 + "]" * 5000, "Not valid JSON: JSON nested too deeply"),
     ],
 )
 def test_the_tester_refuses_bad_input_with_a_clear_error(team, alice, text, error):
